@@ -1,0 +1,1 @@
+//! The browser page (thin Leptos layer over engine types).
