@@ -1,0 +1,238 @@
+//! Browser adapters for the engine's small traits and for the page: fetch, timers, random bytes,
+//! the clock, sessionStorage (the only storage used), the address bar, downloads, clipboard.
+//! Nothing here decides; nothing here logs a request body or a header value.
+
+use crate::engine::http::{HttpClient, HttpRequest, HttpResponse, Method, Sleep, TransportError};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+pub fn window() -> Option<web_sys::Window> {
+    web_sys::window()
+}
+
+pub fn element_by_id(id: &str) -> Option<web_sys::Element> {
+    window()?.document()?.get_element_by_id(id)
+}
+
+/// Milliseconds since the Unix epoch (the only clock read in the page).
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+pub fn now_unix() -> i64 {
+    (now_ms() / 1000.0) as i64
+}
+
+/// Fills `buf` from the browser's CSPRNG (`crypto.getRandomValues`).
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(buf).map_err(|e| format!("no secure random source: {e}"))
+}
+
+pub fn random_array<const N: usize>() -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    random_bytes(&mut b)?;
+    Ok(b)
+}
+
+/// Headers the engine reads from responses (fetch exposes only CORS-exposed ones anyway).
+const READ_HEADERS: &[&str] = &[
+    "retry-after",
+    "request-id",
+    "client-request-id",
+    "date",
+    "content-type",
+    "location",
+    "x-ms-ags-diagnostic",
+];
+
+/// `fetch` through gloo-net.
+#[derive(Clone, Copy, Default)]
+pub struct FetchClient;
+
+impl HttpClient for FetchClient {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let method = match req.method {
+            Method::Get => gloo_net::http::Method::GET,
+            Method::Post => gloo_net::http::Method::POST,
+            Method::Patch => gloo_net::http::Method::PATCH,
+            Method::Delete => gloo_net::http::Method::DELETE,
+        };
+        let mut b = gloo_net::http::RequestBuilder::new(&req.url)
+            .method(method)
+            .mode(web_sys::RequestMode::Cors)
+            .cache(web_sys::RequestCache::NoStore)
+            .credentials(web_sys::RequestCredentials::Omit);
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        let request = match req.body {
+            Some(body) => b.body(body),
+            None => b.build(),
+        }
+        .map_err(|_| TransportError("the request could not be built".into()))?;
+        let resp = request.send().await.map_err(|_| {
+            TransportError(
+                "no answer (connection failed, was dropped, or the browser blocked it)".into(),
+            )
+        })?;
+        let status = resp.status();
+        let headers = READ_HEADERS
+            .iter()
+            .filter_map(|h| resp.headers().get(h).map(|v| (h.to_string(), v)))
+            .collect();
+        let body = resp
+            .text()
+            .await
+            .map_err(|_| TransportError("the answer was cut off".into()))?;
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+/// `setTimeout` as a future.
+#[derive(Clone, Copy, Default)]
+pub struct TimeoutSleep;
+
+impl Sleep for TimeoutSleep {
+    async fn sleep(&self, millis: u64) {
+        let ms = millis.min(i32::MAX as u64) as i32;
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            if let Some(w) = window() {
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            }
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
+/// sessionStorage: only non-secret records (pending sign-in, UI choices) live here.
+pub mod session {
+    fn storage() -> Option<web_sys::Storage> {
+        super::window()?.session_storage().ok().flatten()
+    }
+    pub fn get(key: &str) -> Option<String> {
+        storage()?.get_item(key).ok().flatten()
+    }
+    pub fn set(key: &str, value: &str) {
+        if let Some(s) = storage() {
+            let _ = s.set_item(key, value);
+        }
+    }
+    pub fn remove(key: &str) {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(key);
+        }
+    }
+}
+
+/// The address bar.
+pub mod location {
+    use super::window;
+
+    /// (origin + path, query without `?`, fragment without `#`).
+    pub fn parts() -> (String, String, String) {
+        let Some(loc) = window().map(|w| w.location()) else {
+            return (String::new(), String::new(), String::new());
+        };
+        let origin = loc.origin().unwrap_or_default();
+        let path = loc.pathname().unwrap_or_default();
+        let q = loc.search().unwrap_or_default();
+        let h = loc.hash().unwrap_or_default();
+        (
+            format!("{origin}{path}"),
+            q.trim_start_matches('?').to_string(),
+            h.trim_start_matches('#').to_string(),
+        )
+    }
+
+    /// Removes query and fragment (code, state, errors) from the address bar and history entry.
+    pub fn clear_params() {
+        let (base, q, h) = parts();
+        if q.is_empty() && h.is_empty() {
+            return;
+        }
+        if let Some(hist) = window().and_then(|w| w.history().ok()) {
+            let _ = hist.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&base));
+        }
+    }
+
+    pub fn navigate(url: &str) {
+        if let Some(w) = window() {
+            let _ = w.location().assign(url);
+        }
+    }
+}
+
+/// Offers bytes as a file download (Blob + object URL), made in the page; nothing is uploaded.
+pub fn download(file_name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    let doc = window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts)
+        .map_err(|_| "the browser refused to make the file")?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)
+        .map_err(|_| "the browser refused to make the file")?;
+    let a: web_sys::HtmlAnchorElement = doc
+        .create_element("a")
+        .map_err(|_| "no document")?
+        .unchecked_into();
+    a.set_href(&url);
+    a.set_download(file_name);
+    a.set_class_name("hidden");
+    if let Some(body) = doc.body() {
+        let _ = body.append_child(&a);
+        a.click();
+        let _ = body.remove_child(&a);
+    }
+    // Revoke later: revoking at once can cancel the download in some browsers.
+    let cb = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    if let Some(w) = window() {
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), 60_000);
+    }
+    Ok(())
+}
+
+/// Copies text to the clipboard (best effort).
+pub fn copy_text(text: &str) {
+    if let Some(w) = window() {
+        let _ = w.navigator().clipboard().write_text(text);
+    }
+}
+
+/// Asks before leaving while `armed()` says an undownloaded secret is in memory.
+pub fn guard_unload(armed: impl Fn() -> bool + 'static) {
+    let Some(w) = window() else { return };
+    let cb = Closure::<dyn Fn(web_sys::BeforeUnloadEvent)>::new(move |e: web_sys::BeforeUnloadEvent| {
+        if armed() {
+            e.prevent_default();
+            e.set_return_value("Your new secret has not been downloaded yet.");
+        }
+    });
+    let _ = w.add_event_listener_with_callback("beforeunload", cb.as_ref().unchecked_ref());
+    cb.forget();
+}
+
+/// Fetches `config.json` beside the page (all keys optional; missing file = defaults).
+pub async fn fetch_deploy_config() -> Result<Option<String>, String> {
+    let resp = gloo_net::http::Request::get("config.json")
+        .cache(web_sys::RequestCache::NoStore)
+        .send()
+        .await
+        .map_err(|_| "config.json could not be read".to_string())?;
+    if resp.status() == 404 {
+        return Ok(None);
+    }
+    if !resp.ok() {
+        return Err(format!("config.json answered HTTP {}", resp.status()));
+    }
+    resp.text()
+        .await
+        .map(Some)
+        .map_err(|_| "config.json could not be read".to_string())
+}
