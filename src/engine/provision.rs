@@ -800,6 +800,7 @@ pub struct Facts {
     old_removed: BTreeSet<KeyId>,
     deleted: Option<Added>,
     check_target_app_id: Option<AppId>,
+    check_read: BTreeSet<String>,
     pub notices: Vec<Notice>,
 }
 
@@ -1993,11 +1994,13 @@ fn next_check(plan: &Plan, f: &Facts) -> Result<Next, Error> {
             format!("{} permission(s) missing", r.missing.len())
         }));
     }
+    // Read what the tenant holds now (after a repair too): assignments and grants, plus the
+    // app for credential expiry, in one batch.
     let mut reads = Vec::new();
-    if f.existing_assignments.is_none() {
+    if !f.check_read.contains("ra-list") {
         reads.push(("ra-list".to_string(), graph::list_app_role_assignments(sp)));
     }
-    if f.existing_grants.is_none() {
+    if !f.check_read.contains("grant-list") {
         reads.push(("grant-list".to_string(), graph::list_grants(sp)));
     }
     let app_id = f
@@ -2010,12 +2013,12 @@ fn next_check(plan: &Plan, f: &Facts) -> Result<Next, Error> {
             reads.push(("app".to_string(), graph::get_application_by_app_id(app_id)));
         }
     }
-    if !reads.is_empty() {
-        return Ok(Next::Send(Outgoing { calls: reads }));
+    if reads.is_empty() {
+        // Everything read: absorb_check built the report; reaching here means it did not.
+        let _ = plan;
+        return Err(bug(Step::Check, "read everything but built no report"));
     }
-    // Everything read: absorb_check builds the report; reaching here means it did not.
-    let _ = plan;
-    Err(bug(Step::Check, "read everything but built no report"))
+    Ok(Next::Send(Outgoing { calls: reads }))
 }
 
 fn absorb_check(plan: &Plan, f: &mut Facts, tag: &str, reply: &Reply) -> Verdict<()> {
@@ -2039,8 +2042,9 @@ fn absorb_check(plan: &Plan, f: &mut Facts, tag: &str, reply: &Reply) -> Verdict
     if v != Verdict::Done(()) {
         return v;
     }
+    f.check_read.insert(tag.to_string());
     let app_known = f.app.is_some() || f.check_app.is_some() || f.check_target_app_id.is_none();
-    if f.existing_assignments.is_some() && f.existing_grants.is_some() && app_known {
+    if f.check_read.contains("ra-list") && f.check_read.contains("grant-list") && app_known {
         f.report = build_report(plan, f);
     }
     Verdict::Done(())
