@@ -684,10 +684,16 @@ impl Directory {
         dir
     }
 
+    /// A user by object id, UPN, or the UPN's local part (`admin`).
     pub fn user(&self, id_or_upn: &str) -> Option<&User> {
+        let full = if id_or_upn.contains('@') {
+            id_or_upn.to_string()
+        } else {
+            format!("{id_or_upn}@{}", self.tenant.domain)
+        };
         self.users
             .iter()
-            .find(|u| u.id.eq_ignore_ascii_case(id_or_upn) || u.upn.eq_ignore_ascii_case(id_or_upn))
+            .find(|u| u.id.eq_ignore_ascii_case(id_or_upn) || u.upn.eq_ignore_ascii_case(&full))
     }
 
     pub fn app_by_app_id(&self, app_id: &str) -> Option<&App> {

@@ -290,7 +290,7 @@ impl Emulator {
             return Err(unauth("Access token validation failure. Invalid audience."));
         }
         let now = (ctx.now_ms / 1000) as i64;
-        if claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= now {
+        if jwt::num_claim(&claims, "exp").unwrap_or(0) <= now {
             return Err(unauth("Lifetime validation failed, the token is expired."));
         }
         if claims.get("tid").and_then(Value::as_str) != Some(self.dir.tenant.id.as_str()) {
@@ -1376,8 +1376,8 @@ impl Emulator {
             .get("iss")
             .and_then(Value::as_str)
             .is_some_and(|i| i.eq_ignore_ascii_case(&app.id));
-        let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        let nbf = c.get("nbf").and_then(Value::as_i64).unwrap_or(i64::MAX);
+        let exp = jwt::num_claim(c, "exp").unwrap_or(0);
+        let nbf = jwt::num_claim(c, "nbf").unwrap_or(i64::MAX);
         if !aud_ok || !iss_ok || exp <= now - 300 || nbf > now + 300 || exp - nbf > 10 * 60 + 300 {
             return Err(bad());
         }

@@ -282,3 +282,10 @@ pub fn pem(label: &str, der_bytes: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+/// A NumericDate claim; integers and floats (Python clients send `time.time() + 600`) both count.
+pub fn num_claim(claims: &Value, name: &str) -> Option<i64> {
+    let v = claims.get(name)?;
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}

@@ -1474,8 +1474,8 @@ impl Emulator {
             return Err(e(401, "invalid_client", 700212, &format!("No matching federated identity record found for presented assertion audience '{aud}'.")));
         }
         let now = (ctx.now_ms / 1000) as i64;
-        let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        let nbf = c.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+        let exp = jwt::num_claim(c, "exp").unwrap_or(0);
+        let nbf = jwt::num_claim(c, "nbf").unwrap_or(0);
         if exp <= now - 300 || nbf > now + 300 {
             return Err(e(
                 401,

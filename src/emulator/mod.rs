@@ -353,12 +353,10 @@ impl Emulator {
 
     /// Changes a user's directory role (e.g. take Global Administrator away).
     pub fn set_user_role(&mut self, upn: &str, role: Role) -> bool {
-        match self
-            .dir
-            .users
-            .iter_mut()
-            .find(|u| u.upn.eq_ignore_ascii_case(upn))
-        {
+        let Some(id) = self.dir.user(upn).map(|u| u.id.clone()) else {
+            return false;
+        };
+        match self.dir.users.iter_mut().find(|u| u.id == id) {
             Some(u) => {
                 u.role = role;
                 true

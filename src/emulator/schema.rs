@@ -200,6 +200,21 @@ fn check_known_static(
                 }
                 match props.iter().find(|(p, _)| *p == k) {
                     Some((_, ps)) => {
+                        let bad_type = !fits(ps, v)
+                            || (v.is_array()
+                                && items_of(ps).is_some_and(|it| {
+                                    v.as_array().into_iter().flatten().any(|x| !fits(it, x))
+                                }));
+                        if bad_type {
+                            // GUESS: Graph's wording for a value of the wrong JSON type.
+                            return Err(SchemaError {
+                                message: format!(
+                                    "Invalid value specified for property '{k}' of resource '{}'.",
+                                    resource_name(name.as_deref().unwrap_or("object"))
+                                ),
+                                pointer: format!("{pointer}/{k}"),
+                            });
+                        }
                         check_known_static(ps, v, &format!("{pointer}/{k}"), guard, None)?
                     }
                     None => {
@@ -224,6 +239,72 @@ fn check_known_static(
         }
         _ => Ok(()),
     }
+}
+
+/// `microsoft.graph.spaApplication` → `SpaApplication`.
+fn resource_name(def: &str) -> String {
+    let short = def.rsplit('.').next().unwrap_or(def);
+    let mut c = short.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// The JSON kinds a schema admits (`None` = no opinion).
+fn kinds(schema: &Value, depth: usize) -> Option<Vec<String>> {
+    if depth > 10 {
+        return None;
+    }
+    if let Some(t) = schema.get("type") {
+        return match t {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(a) => Some(
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+            ),
+            _ => None,
+        };
+    }
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let (s, _) = resolve(r)?;
+        if s.get("allOf").is_some() || s.get("properties").is_some() {
+            return Some(vec!["object".into()]);
+        }
+        if s.get("enum").is_some() {
+            return Some(vec!["string".into(), "null".into()]);
+        }
+        return kinds(s, depth + 1);
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        let mut out = vec![];
+        for b in any {
+            out.extend(kinds(b, depth + 1)?);
+        }
+        return Some(out);
+    }
+    None
+}
+
+fn fits(schema: &Value, v: &Value) -> bool {
+    let Some(k) = kinds(schema, 0) else {
+        return true;
+    };
+    k.iter().any(|t| match t.as_str() {
+        "string" => v.is_string(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "boolean" => v.is_boolean(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "null" => v.is_null(),
+        _ => true,
+    })
+}
+
+fn items_of(schema: &Value) -> Option<&Value> {
+    schema.get("items")
 }
 
 /// Top-level property names declared by a type (for `$select` checks).
