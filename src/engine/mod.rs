@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cloud;
 pub mod crypto;
+pub mod deploy;
 pub mod error;
 pub mod graph;
 pub mod http;
@@ -11,3 +12,4 @@ pub mod properties;
 pub mod provision;
 pub mod retry;
 pub mod secret;
+pub mod zip;

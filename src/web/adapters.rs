@@ -85,7 +85,11 @@ impl HttpClient for FetchClient {
             .text()
             .await
             .map_err(|_| TransportError("the answer was cut off".into()))?;
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -165,9 +169,7 @@ pub mod location {
 
 /// Offers bytes as a file download (Blob + object URL), made in the page; nothing is uploaded.
 pub fn download(file_name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
-    let doc = window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
+    let doc = window().and_then(|w| w.document()).ok_or("no document")?;
     let array = js_sys::Uint8Array::from(bytes);
     let parts = js_sys::Array::of1(&array);
     let opts = web_sys::BlobPropertyBag::new();
@@ -208,12 +210,13 @@ pub fn copy_text(text: &str) {
 /// Asks before leaving while `armed()` says an undownloaded secret is in memory.
 pub fn guard_unload(armed: impl Fn() -> bool + 'static) {
     let Some(w) = window() else { return };
-    let cb = Closure::<dyn Fn(web_sys::BeforeUnloadEvent)>::new(move |e: web_sys::BeforeUnloadEvent| {
-        if armed() {
-            e.prevent_default();
-            e.set_return_value("Your new secret has not been downloaded yet.");
-        }
-    });
+    let cb =
+        Closure::<dyn Fn(web_sys::BeforeUnloadEvent)>::new(move |e: web_sys::BeforeUnloadEvent| {
+            if armed() {
+                e.prevent_default();
+                e.set_return_value("Your new secret has not been downloaded yet.");
+            }
+        });
     let _ = w.add_event_listener_with_callback("beforeunload", cb.as_ref().unchecked_ref());
     cb.forget();
 }
@@ -235,4 +238,47 @@ pub async fn fetch_deploy_config() -> Result<Option<String>, String> {
         .await
         .map(Some)
         .map_err(|_| "config.json could not be read".to_string())
+}
+
+/// An RSA-2048 key from the browser's WebCrypto (native code, does not block the page the way
+/// big-number arithmetic in WebAssembly does), exported as PKCS#8 DER for the engine.
+pub async fn webcrypto_rsa_pkcs8() -> Result<crate::engine::secret::PrivateKeyDer, String> {
+    let fail = |_| {
+        "WebCrypto could not make an RSA key (a current browser over https or localhost is needed)"
+            .to_string()
+    };
+    let subtle = window()
+        .ok_or("no window")?
+        .crypto()
+        .map_err(|_| "this browser has no WebCrypto")?
+        .subtle();
+    let alg = js_sys::Object::new();
+    let set =
+        |k: &str, v: &JsValue| js_sys::Reflect::set(&alg, &JsValue::from_str(k), v).map(|_| ());
+    set("name", &JsValue::from_str("RSASSA-PKCS1-v1_5")).map_err(fail)?;
+    set("modulusLength", &JsValue::from_f64(2048.0)).map_err(fail)?;
+    set(
+        "publicExponent",
+        &js_sys::Uint8Array::from(&[1u8, 0, 1][..]).into(),
+    )
+    .map_err(fail)?;
+    set("hash", &JsValue::from_str("SHA-256")).map_err(fail)?;
+    let usages = js_sys::Array::of2(&JsValue::from_str("sign"), &JsValue::from_str("verify"));
+    let pair = JsFuture::from(
+        subtle
+            .generate_key_with_object(&alg, true, &usages)
+            .map_err(fail)?,
+    )
+    .await
+    .map_err(fail)?;
+    let pair: web_sys::CryptoKeyPair = pair.unchecked_into();
+    let exported = JsFuture::from(
+        subtle
+            .export_key("pkcs8", &pair.get_private_key())
+            .map_err(fail)?,
+    )
+    .await
+    .map_err(fail)?;
+    let bytes = js_sys::Uint8Array::new(&exported).to_vec();
+    Ok(crate::engine::secret::PrivateKeyDer::new(bytes))
 }

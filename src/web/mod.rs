@@ -3,6 +3,8 @@
 
 pub mod adapters;
 pub mod app;
+pub mod ops;
+pub mod tabs;
 
 use wasm_bindgen::prelude::*;
 
