@@ -158,7 +158,7 @@ async fn main() {
         }
     };
     let tls = if args.https {
-        match TlsConfig::generate(Some(&args.ca_out), &[args.host.clone()]) {
+        match TlsConfig::generate(Some(&args.ca_out), std::slice::from_ref(&args.host)) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("emulator: TLS setup failed: {e}");

@@ -65,7 +65,7 @@ const SIGN_IN_AUDIENCES: [&str; 4] = [
 const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
 /// Parses `name`, `name(appId='x')`, `name(uniqueName='x')`, `name('id')`; returns the key.
-fn keyed<'a>(seg: &'a str, coll: &str) -> Option<Option<Key>> {
+fn keyed(seg: &str, coll: &str) -> Option<Option<Key>> {
     if seg.len() < coll.len() || !seg[..coll.len()].eq_ignore_ascii_case(coll) {
         return None;
     }

@@ -40,7 +40,7 @@ impl SigningKey {
         {
             return k;
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_0f_70_6b_65_6e);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x005e_ed0f_706b_656e);
         let key = match rsa::PrivateKey::new(&mut rng, bits.clamp(1024, 4096)) {
             Ok(k) => k,
             Err(_) => match rsa::PrivateKey::new(&mut rng, 2048) {

@@ -434,25 +434,22 @@ impl Emulator {
         let control = path.starts_with("/_emulator/") || path == "/_emulator";
         let mut drop_after = false;
         if !control {
-            match self.fire_fault(req.method, &path) {
-                Some(rule) => {
-                    fault_name = Some(fault_label(rule.kind).to_string());
-                    match rule.kind {
-                        FaultKind::Latency => delay += rule.latency_ms.unwrap_or(0),
-                        FaultKind::Drop => {
-                            self.push_log(&ctx, req, &path, &query, 0, fault_name, None);
-                            return (Outcome::Drop, delay);
-                        }
-                        FaultKind::DropAfter => drop_after = true,
-                        kind => {
-                            let resp = self.fault_response(&ctx, &path, kind, &rule, req);
-                            let resp = self.finish(&ctx, req, &path, resp);
-                            self.push_log(&ctx, req, &path, &query, resp.status, fault_name, None);
-                            return (Outcome::Respond(resp), delay);
-                        }
+            if let Some(rule) = self.fire_fault(req.method, &path) {
+                fault_name = Some(fault_label(rule.kind).to_string());
+                match rule.kind {
+                    FaultKind::Latency => delay += rule.latency_ms.unwrap_or(0),
+                    FaultKind::Drop => {
+                        self.push_log(&ctx, req, &path, &query, 0, fault_name, None);
+                        return (Outcome::Drop, delay);
+                    }
+                    FaultKind::DropAfter => drop_after = true,
+                    kind => {
+                        let resp = self.fault_response(&ctx, &path, kind, &rule, req);
+                        let resp = self.finish(&ctx, req, &path, resp);
+                        self.push_log(&ctx, req, &path, &query, resp.status, fault_name, None);
+                        return (Outcome::Respond(resp), delay);
                     }
                 }
-                None => {}
             }
         }
 

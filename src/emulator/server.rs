@@ -545,10 +545,7 @@ fn parse_response(buf: &[u8]) -> Result<HttpResponse, TransportError> {
     if chunked {
         let mut out = Vec::new();
         let mut i = 0;
-        loop {
-            let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") {
             let size_str = String::from_utf8_lossy(&rest[i..i + nl]).into_owned();
             let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16)
                 .unwrap_or(0);
@@ -573,10 +570,7 @@ fn parse_response(buf: &[u8]) -> Result<HttpResponse, TransportError> {
 pub struct TestHttpClient;
 
 impl crate::engine::http::HttpClient for TestHttpClient {
-    fn send(
-        &self,
-        req: HttpRequest,
-    ) -> impl std::future::Future<Output = Result<HttpResponse, TransportError>> {
-        async move { send(&req).await }
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        send(&req).await
     }
 }
