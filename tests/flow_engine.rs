@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use emulator_support::{cert, BASE, GRAPH, REGISTRATOR, T, T0};
 use m365_registrator::emulator::{
-    EmulatorConfig, FaultKind, FaultRule, Lag, Outcome as EmuOutcome, Role,
+    EmulatorConfig, FaultKind, FaultRule, Lag, Outcome as EmuOutcome,
 };
 use m365_registrator::engine::error::{AdminRole, Error, ErrorKind};
 use m365_registrator::engine::graph::{self, GraphCtx, NewKeyCredential};
@@ -932,8 +932,6 @@ fn every_plan_twice_leaves_the_tenant_the_same() {
     let (h, ctx) = harness(EmulatorConfig::default(), "admin");
     let add = plan_add_app(&add_app_spec("run-1"));
     run_plan(&h, &ctx, &add).result.expect("add-app");
-    let sp = secrets(&[]).len(); // placeholder to keep types simple
-    let _ = sp;
     let plans = vec![
         add,
         plan_check(&check_spec(CheckTarget::AppName(APP.into()))),

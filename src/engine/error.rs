@@ -117,9 +117,9 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Graph(GraphError),
+    Graph(Box<GraphError>),
     #[error(transparent)]
-    Entra(EntraError),
+    Entra(Box<EntraError>),
     #[error("{step}: network error: {detail}")]
     Transport { step: String, detail: String },
     #[error("invalid input: {0}")]
@@ -132,7 +132,7 @@ pub enum Error {
     NotSignedIn,
     /// A tenant policy refused the call (e.g. `CredentialInvalidLifetimeAsPerAppPolicy`).
     #[error("{}: refused by a tenant policy ({})", .0.step, .0.code)]
-    Policy(GraphError),
+    Policy(Box<GraphError>),
     #[error("internal error: {0}")]
     Bug(String),
 }
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(g.request_id.as_deref(), Some("r-1"));
         assert_eq!(g.client_request_id.as_deref(), Some("c-1"));
         assert_eq!(g.date.as_deref(), Some("2021-07-02T01:40:19"));
-        let e = Error::Graph(g);
+        let e = Error::Graph(Box::new(g));
         assert_eq!(
             e.kind(),
             ErrorKind::NeedsAdmin {
@@ -303,21 +303,21 @@ mod tests {
         assert_eq!(g.message, "");
         assert_eq!(g.request_id.as_deref(), Some("h-1"));
         assert_eq!(g.date.as_deref(), Some("d"));
-        assert_eq!(Error::Graph(g).kind(), ErrorKind::Transient);
+        assert_eq!(Error::Graph(Box::new(g)).kind(), ErrorKind::Transient);
         let odd = GraphError::from_parts("app", 400, &[], &json!({"error": 5}));
         assert_eq!(odd.code, "unknown");
-        assert_eq!(Error::Graph(odd).kind(), ErrorKind::Bug);
+        assert_eq!(Error::Graph(Box::new(odd)).kind(), ErrorKind::Bug);
     }
 
     #[test]
     fn kinds() {
         let g = |status, code: &str, step: &str| {
-            Error::Graph(GraphError::from_parts(
+            Error::Graph(Box::new(GraphError::from_parts(
                 step,
                 status,
                 &[],
                 &json!({"error": {"code": code}}),
-            ))
+            )))
         };
         assert_eq!(
             g(401, "InvalidAuthenticationToken", "app").kind(),
@@ -338,7 +338,7 @@ mod tests {
             ErrorKind::Transient
         );
         let p = GraphError::from_parts("secret", 400, &[], &json!({"error": {"code": "x"}}));
-        assert_eq!(Error::Policy(p).kind(), ErrorKind::PolicyLimit);
+        assert_eq!(Error::Policy(Box::new(p)).kind(), ErrorKind::PolicyLimit);
         assert_eq!(
             Error::RegistratorMissing.kind(),
             ErrorKind::RegistratorMissing
@@ -362,7 +362,7 @@ mod tests {
                 body["error_codes"] = json!([n]);
                 body["error_description"] = json!(format!("AADSTS{n}: x"));
             }
-            Error::Entra(EntraError::from_json(400, &body).unwrap())
+            Error::Entra(Box::new(EntraError::from_json(400, &body).unwrap()))
         };
         assert_eq!(
             entra("invalid_grant", Some(70008)).kind(),

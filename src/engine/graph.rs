@@ -254,9 +254,9 @@ pub fn failure<T>(step: &str, reply: &Reply) -> Verdict<T> {
         500 | 502 | 503 | 504 => Verdict::Retry(RetryReason::Unavailable { retry_after_ms }),
         0 => Verdict::Fail(Error::Bug(format!("{step}: malformed batch sub-response"))),
         _ if reply.code() == CODE_LIFETIME_POLICY => {
-            Verdict::Fail(Error::Policy(reply.graph_error(step)))
+            Verdict::Fail(Error::Policy(Box::new(reply.graph_error(step))))
         }
-        _ => Verdict::Fail(Error::Graph(reply.graph_error(step))),
+        _ => Verdict::Fail(Error::Graph(Box::new(reply.graph_error(step)))),
     }
 }
 

@@ -941,11 +941,13 @@ async fn run_step<C: HttpClient, S: Sleep>(
         for (tag, reply) in &replies {
             if let Ok(r) = reply {
                 if !(200..300).contains(&r.status) {
-                    last_error = Some(Error::Graph(crate::engine::error::GraphError::from_parts(
-                        step.as_str(),
-                        r.status,
-                        &r.headers,
-                        &r.body,
+                    last_error = Some(Error::Graph(Box::new(
+                        crate::engine::error::GraphError::from_parts(
+                            step.as_str(),
+                            r.status,
+                            &r.headers,
+                            &r.body,
+                        ),
                     )));
                 }
             } else if let Err(t) = reply {
