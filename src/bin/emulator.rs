@@ -168,13 +168,32 @@ async fn main() {
     } else {
         None
     };
-    let page_url = args.page_dir.as_ref().map(|_| {
-        args.page_redirect
+    // The page's listener first, so its URL (port 0 included) is registered before start.
+    let mut page_listener = None;
+    let mut page_url = None;
+    if args.page_dir.is_some() {
+        let page_addr: SocketAddr = match format!("{}:{}", args.host, args.page_port).parse() {
+            Ok(a) => a,
+            Err(_) => {
+                eprintln!("emulator: bad --page-port");
+                std::process::exit(2);
+            }
+        };
+        let l = match tokio::net::TcpListener::bind(page_addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("emulator: cannot serve the page on {page_addr}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let port = l.local_addr().map(|a| a.port()).unwrap_or(args.page_port);
+        let url = args
+            .page_redirect
             .clone()
-            .unwrap_or_else(|| format!("http://{}:{}/", args.host, args.page_port))
-    });
-    if let Some(u) = &page_url {
-        cfg.registrator_spa_redirect_uris.push(u.clone());
+            .unwrap_or_else(|| format!("http://{}:{port}/", args.host));
+        cfg.registrator_spa_redirect_uris.push(url.clone());
+        page_url = Some(url);
+        page_listener = Some(l);
     }
     let emu = Emulator::new(cfg);
     let tenant = emu.tenant().clone();
@@ -197,24 +216,17 @@ async fn main() {
         println!("CA: {}", args.ca_out.display());
     }
     let mut page_guard = None;
-    if let (Some(dir), Some(url)) = (&args.page_dir, &page_url) {
-        let page_addr: SocketAddr = match format!("{}:{}", args.host, args.page_port).parse() {
-            Ok(a) => a,
-            Err(_) => {
-                eprintln!("emulator: bad --page-port");
-                std::process::exit(2);
-            }
-        };
+    if let (Some(dir), Some(url), Some(l)) = (&args.page_dir, &page_url, page_listener) {
         let pc = PageConfig {
             dir: dir.clone(),
             emulator_origin: origin.clone(),
             page_url: url.clone(),
             tenant: Some(tenant.id.clone()),
         };
-        match server::serve_page(pc, page_addr).await {
+        match server::serve_page_on(pc, l) {
             Ok((_, guard)) => page_guard = Some(guard),
             Err(e) => {
-                eprintln!("emulator: cannot serve the page on {page_addr}: {e}");
+                eprintln!("emulator: cannot serve the page: {e}");
                 std::process::exit(1);
             }
         }
@@ -223,6 +235,8 @@ async fn main() {
     } else {
         println!("{origin}");
     }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
     let _ = tokio::signal::ctrl_c().await;
     drop(page_guard);
     drop(running);

@@ -396,7 +396,15 @@ pub async fn serve_page(
     cfg: PageConfig,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, oneshot::Sender<()>)> {
-    let listener = TcpListener::bind(addr).await?;
+    serve_page_on(cfg, TcpListener::bind(addr).await?)
+}
+
+/// Like [`serve_page`] on an already bound listener (so the page URL is known before the
+/// emulator starts, even with port 0).
+pub fn serve_page_on(
+    cfg: PageConfig,
+    listener: TcpListener,
+) -> std::io::Result<(SocketAddr, oneshot::Sender<()>)> {
     let local = listener.local_addr()?;
     let (tx, mut rx) = oneshot::channel::<()>();
     let cfg = Arc::new(cfg);
