@@ -982,6 +982,10 @@ async fn run_step<C: HttpClient, S: Sleep>(
         if let Some(e) = fail {
             return Err(e);
         }
+        if retry.is_none() {
+            // Progress: a later throttle starts a fresh count (max_attempts is per obstacle).
+            failures = 0;
+        }
         if let Some(reason) = retry {
             let delay = if reason == RetryReason::Replication {
                 polls += 1;
@@ -1153,7 +1157,7 @@ fn absorb(
     };
     let s = step.as_str();
     match step {
-        Step::Discover => absorb_discover(plan, f, tag, reply),
+        Step::Discover => absorb_discover(plan, f, tag, reply, events),
         Step::App => absorb_app(plan, f, tag, reply, events),
         Step::ServicePrincipal => absorb_sp(f, tag, reply),
         Step::Secret => absorb_secret(plan, f, tag, reply, events),
@@ -1240,7 +1244,19 @@ fn discover_summary(f: &Facts) -> String {
     parts.join("; ")
 }
 
-fn absorb_discover(plan: &Plan, f: &mut Facts, tag: &str, reply: &Reply) -> Verdict<()> {
+fn absorb_discover(
+    plan: &Plan,
+    f: &mut Facts,
+    tag: &str,
+    reply: &Reply,
+    events: &mut Vec<Event>,
+) -> Verdict<()> {
+    let mut notice = |n: Notice| {
+        events.push(Event::Notice {
+            step: Step::Discover,
+            notice: n,
+        })
+    };
     let s = Step::Discover.as_str();
     let v = match tag {
         "me" => graph::classify_me(s, reply).map(|u| f.me = Some(u)),
@@ -1297,12 +1313,12 @@ fn absorb_discover(plan: &Plan, f: &mut Facts, tag: &str, reply: &Reply) -> Verd
         f.app = Some(a);
     } else if !by_name.is_empty() {
         if by_name.len() > 1 {
-            f.notices.push(Notice::SeveralAppsNamed {
+            notice(Notice::SeveralAppsNamed {
                 count: by_name.len(),
             });
         }
         let a = by_name.remove(0);
-        f.notices.push(Notice::AdoptedConsoleApp {
+        notice(Notice::AdoptedConsoleApp {
             app_id: a.app_id.clone(),
         });
         f.app = Some(a);
@@ -1330,7 +1346,7 @@ fn absorb_discover(plan: &Plan, f: &mut Facts, tag: &str, reply: &Reply) -> Verd
             .map(|p| p.name.clone())
             .collect();
         if !protected.is_empty() {
-            f.notices.push(Notice::ProtectedApis { names: protected });
+            notice(Notice::ProtectedApis { names: protected });
         }
         if let Some(app) = &f.app {
             f.need_new_credentials = Some(needs_new_credentials(spec, app));
@@ -2434,5 +2450,461 @@ fn next_delete(plan: &Plan, f: &Facts) -> Result<Next, Error> {
             "delete",
             graph::delete_service_principal_by_app_id(&spec.registrator_app_id),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::http::{HttpRequest, HttpResponse};
+    use crate::engine::secret::AccessToken;
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+
+    fn perms() -> Vec<PermissionReq> {
+        vec![
+            PermissionReq::new(
+                GRAPH_RESOURCE_APP_ID,
+                "Microsoft Graph",
+                PermKind::Application,
+                "User.Read.All",
+                false,
+            ),
+            PermissionReq::new(
+                GRAPH_RESOURCE_APP_ID,
+                "Microsoft Graph",
+                PermKind::Application,
+                "Chat.Read.All",
+                true,
+            ),
+            PermissionReq::new(
+                GRAPH_RESOURCE_APP_ID,
+                "Microsoft Graph",
+                PermKind::Delegated,
+                "User.Read",
+                false,
+            ),
+            PermissionReq::new(
+                GRAPH_RESOURCE_APP_ID,
+                "Microsoft Graph",
+                PermKind::Delegated,
+                "Chat.ReadWrite",
+                false,
+            ),
+            PermissionReq::new(
+                SHAREPOINT_RESOURCE_APP_ID,
+                "SharePoint",
+                PermKind::Application,
+                "Sites.FullControl.All",
+                false,
+            ),
+        ]
+    }
+
+    #[test]
+    fn add_app_plan_as_data() {
+        let spec = AddAppSpec::new(perms(), "r1", 1_780_000_000);
+        let plan = plan_add_app(&spec);
+        assert_eq!(
+            plan.step_names(),
+            [
+                "discover",
+                "app",
+                "service-principal",
+                "secret",
+                "owner",
+                "grants"
+            ]
+        );
+        assert_eq!(plan.permissions.len(), 5);
+        assert!(plan.steps[0]
+            .calls
+            .iter()
+            .any(|c| c.contains("uniqueName='bacula-m365-plugin-standalone'")));
+        assert!(plan.steps[0]
+            .calls
+            .iter()
+            .any(|c| c.contains(SHAREPOINT_RESOURCE_APP_ID)));
+        assert!(
+            plan.steps[5]
+                .title
+                .contains("3 application permissions and 1 delegated grant(s)"),
+            "{}",
+            plan.steps[5].title
+        );
+        assert_eq!(spec.secret_lifetime_days, 730);
+        let full = AddAppSpec::for_services(&[], "r", 0);
+        assert!(full
+            .permissions
+            .iter()
+            .any(|p| p.name == "User.Read.All" && p.kind == PermKind::Application));
+    }
+
+    #[test]
+    fn other_plans_as_data() {
+        let c = CheckSpec {
+            target: CheckTarget::AppName(DEFAULT_APP_NAME.into()),
+            permissions: perms(),
+            now_unix: 0,
+        };
+        assert_eq!(
+            plan_check(&c).step_names(),
+            ["discover", "service-principal", "check"]
+        );
+        assert_eq!(
+            plan_repair(&c).step_names(),
+            ["discover", "service-principal", "grants", "check"]
+        );
+        let d = plan_delete_registrator(&DeleteSpec::default());
+        assert_eq!(
+            d.steps[0].calls,
+            vec![format!(
+                "DELETE /servicePrincipals(appId='{REGISTRATOR_APP_ID}')"
+            )]
+        );
+        let r = RenewSpec {
+            app_name: DEFAULT_APP_NAME.into(),
+            permissions: perms(),
+            run_id: "r".into(),
+            now_unix: 0,
+            force: false,
+            secret_lifetime_days: 730,
+            new_certificate: None,
+            current_key: None,
+        };
+        assert_eq!(
+            plan_renew(&r).step_names(),
+            [
+                "discover",
+                "app",
+                "service-principal",
+                "secret",
+                "remove-old",
+                "grants"
+            ]
+        );
+    }
+
+    fn app_with(passwords: Vec<(&str, &str, &str)>) -> Application {
+        Application {
+            id: ObjectId::new("app-obj"),
+            app_id: AppId::new("app-id"),
+            display_name: Some(DEFAULT_APP_NAME.into()),
+            unique_name: None,
+            required_resource_access: vec![],
+            key_credentials: vec![],
+            password_credentials: passwords
+                .into_iter()
+                .map(|(k, n, end)| graph::PasswordCredential {
+                    key_id: Some(KeyId::new(k)),
+                    display_name: Some(n.into()),
+                    end_date_time: Some(end.into()),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn new_credentials_only_when_needed() {
+        let now = graph::parse_datetime("2026-06-01T00:00:00Z").unwrap();
+        let mut spec = AddAppSpec::new(perms(), "r2", now);
+        let valid = app_with(vec![(
+            "k1",
+            &credential_marker("r1"),
+            "2027-01-01T00:00:00Z",
+        )]);
+        assert!(!needs_new_credentials(&spec, &valid));
+        let expired = app_with(vec![(
+            "k1",
+            &credential_marker("r1"),
+            "2026-01-01T00:00:00Z",
+        )]);
+        assert!(needs_new_credentials(&spec, &expired));
+        let foreign = app_with(vec![("k1", "made by hand", "2030-01-01T00:00:00Z")]);
+        assert!(needs_new_credentials(&spec, &foreign));
+        spec.resume = Some(ResumeInfo {
+            run_id: "r1".into(),
+            undelivered_secret_key_ids: vec![],
+            delivered_secret_key_ids: vec![],
+        });
+        assert!(needs_new_credentials(&spec, &valid));
+    }
+
+    #[test]
+    fn resume_removes_undelivered_and_orphans_only() {
+        let mut spec = AddAppSpec::new(perms(), "r2", 0);
+        spec.resume = Some(ResumeInfo {
+            run_id: "r1".into(),
+            undelivered_secret_key_ids: vec![KeyId::new("k-undelivered")],
+            delivered_secret_key_ids: vec![KeyId::new("k-delivered")],
+        });
+        let app = app_with(vec![
+            (
+                "k-undelivered",
+                &credential_marker("r1"),
+                "2030-01-01T00:00:00Z",
+            ),
+            (
+                "k-delivered",
+                &credential_marker("r1"),
+                "2030-01-01T00:00:00Z",
+            ),
+            ("k-orphan", &credential_marker("r1"), "2030-01-01T00:00:00Z"),
+            ("k-mine", &credential_marker("r2"), "2030-01-01T00:00:00Z"),
+            ("k-other", "by hand", "2030-01-01T00:00:00Z"),
+        ]);
+        let plan = plan_add_app(&spec);
+        let got: Vec<String> = secrets_to_remove(&plan, &app)
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        assert_eq!(got, ["k-undelivered", "k-orphan", "k-mine"]);
+    }
+
+    #[test]
+    fn report_lines_in_the_spec_words() {
+        let r = CheckReport {
+            sp_object_id: ObjectId::new("8cee7605-0d5e-42b6-b269-c39f3411b5b9"),
+            missing: vec![PermissionRef {
+                resource_name: "Microsoft Graph".into(),
+                kind: PermKind::Delegated,
+                name: "Chat.ReadWrite".into(),
+            }],
+            extra: vec![PermissionRef {
+                resource_name: "Microsoft Graph".into(),
+                kind: PermKind::Application,
+                name: "Mail.Send".into(),
+            }],
+            credentials: vec![],
+            protected_unverifiable: vec!["Chat.Read.All".into()],
+        };
+        let l = r.lines();
+        assert_eq!(l[0], "Delegated permission Chat.ReadWrite was not found in your Azure service principal 8cee7605-0d5e-42b6-b269-c39f3411b5b9");
+        assert_eq!(l[1], "Please review your app permissions");
+        assert!(l[2].contains("Mail.Send") && l[2].contains("not needed"));
+        assert!(l[3].contains("protected APIs (Chat.Read.All)"));
+        let ok = CheckReport {
+            missing: vec![],
+            extra: vec![],
+            protected_unverifiable: vec![],
+            ..r
+        };
+        assert_eq!(ok.lines(), ["All permissions are correctly set"]);
+    }
+
+    #[test]
+    fn resolve_names_missing_permissions() {
+        let sp = graph::ServicePrincipal {
+            id: ObjectId::new("graph-sp"),
+            app_id: AppId::new(GRAPH_RESOURCE_APP_ID),
+            display_name: None,
+            app_roles: vec![graph::AppRole {
+                id: "r1".into(),
+                value: Some("User.Read.All".into()),
+                ..Default::default()
+            }],
+            oauth2_permission_scopes: vec![graph::PermissionScope {
+                id: "s1".into(),
+                value: Some("User.Read".into()),
+                ..Default::default()
+            }],
+        };
+        let mut sps = BTreeMap::new();
+        sps.insert(GRAPH_RESOURCE_APP_ID.to_string(), Some(sp));
+        sps.insert(SHAREPOINT_RESOURCE_APP_ID.to_string(), None);
+        match resolve(&perms(), &sps) {
+            Err(Error::MissingPermissionsInTenant(m)) => assert_eq!(
+                m,
+                [
+                    "Application permission Chat.Read.All (Microsoft Graph)",
+                    "Delegated permission Chat.ReadWrite (Microsoft Graph)",
+                    "Application permission Sites.FullControl.All (SharePoint)"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let ok = resolve(&perms()[..1], &sps).unwrap();
+        assert_eq!(ok[0].id, "r1");
+        assert_eq!(ok[0].resource_sp.as_str(), "graph-sp");
+    }
+
+    /// A scripted client: answers in order, counts, never waits.
+    struct Script {
+        answers: RefCell<Vec<Result<HttpResponse, TransportError>>>,
+        sent: RefCell<Vec<HttpRequest>>,
+        slept: Cell<u64>,
+    }
+    impl HttpClient for Script {
+        fn send(
+            &self,
+            req: HttpRequest,
+        ) -> impl Future<Output = Result<HttpResponse, TransportError>> {
+            self.sent.borrow_mut().push(req);
+            let a = self.answers.borrow_mut().remove(0);
+            std::future::ready(a)
+        }
+    }
+    impl Sleep for Script {
+        fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
+            self.slept.set(self.slept.get() + ms);
+            std::future::ready(())
+        }
+    }
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+    fn resp(
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<HttpResponse, TransportError> {
+        Ok(HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            body: body.into(),
+        })
+    }
+
+    #[test]
+    fn driver_honours_retry_after_and_counts_round_trips() {
+        let script = Script {
+            answers: RefCell::new(vec![
+                resp(
+                    429,
+                    &[("Retry-After", "7")],
+                    r#"{"error":{"code":"TooManyRequests","message":"x"}}"#,
+                ),
+                Err(TransportError("reset".into())),
+                resp(
+                    404,
+                    &[],
+                    r#"{"error":{"code":"Request_ResourceNotFound","message":"gone"}}"#,
+                ),
+            ]),
+            sent: RefCell::new(vec![]),
+            slept: Cell::new(0),
+        };
+        let ctx = GraphCtx {
+            base: "https://graph.microsoft.com/v1.0".into(),
+            token: AccessToken::new("t"),
+        };
+        let plan = plan_delete_registrator(&DeleteSpec::default());
+        let mut state = RunState::new();
+        let mut events = vec![];
+        let mut n = 0u32;
+        let mut rand = || {
+            n += 1;
+            n
+        };
+        let out = block_on(run(
+            &plan,
+            &mut state,
+            &ctx,
+            &script,
+            &script,
+            &mut rand,
+            &mut |e| events.push(e),
+        ))
+        .unwrap();
+        assert_eq!(out.round_trips, 3);
+        assert_eq!(
+            out.summaries,
+            vec![(Step::DeleteRegistrator, "already gone".to_string())]
+        );
+        let waits: Vec<(RetryReason, u64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Retrying {
+                    reason, wait_ms, ..
+                } => Some((*reason, *wait_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            waits[0],
+            (
+                RetryReason::Throttled {
+                    retry_after_ms: Some(7000)
+                },
+                7000
+            )
+        );
+        assert_eq!(waits[1].0, RetryReason::Network);
+        assert_eq!(out.slept_ms, script.slept.get());
+        // Every request had its own client-request-id and the bearer token.
+        let sent = script.sent.borrow();
+        assert!(sent
+            .iter()
+            .all(|r| r.get_header("Authorization") == Some("Bearer t")));
+        let ids: BTreeSet<&str> = sent
+            .iter()
+            .filter_map(|r| r.get_header("client-request-id"))
+            .collect();
+        assert_eq!(ids.len(), 3);
+        // Running the finished plan again does nothing.
+        let again = block_on(run(
+            &plan,
+            &mut state,
+            &ctx,
+            &script,
+            &script,
+            &mut rand,
+            &mut |_| {},
+        ))
+        .unwrap();
+        assert_eq!(again.round_trips, 3);
+    }
+
+    #[test]
+    fn driver_fails_with_diagnostics_on_403_and_never_panics_on_garbage() {
+        let ctx = GraphCtx {
+            base: "https://g/v1.0".into(),
+            token: AccessToken::new("t"),
+        };
+        let plan = plan_delete_registrator(&DeleteSpec::default());
+        for (status, body) in [
+            (
+                403,
+                r#"{"error":{"code":"Authorization_RequestDenied","message":"no","innerError":{"request-id":"rq-9"}}}"#,
+            ),
+            (400, "garbage"),
+            (302, ""),
+        ] {
+            let script = Script {
+                answers: RefCell::new(vec![resp(status, &[], body)]),
+                sent: RefCell::new(vec![]),
+                slept: Cell::new(0),
+            };
+            let mut events = vec![];
+            let err = block_on(run(
+                &plan,
+                &mut RunState::new(),
+                &ctx,
+                &script,
+                &script,
+                &mut || 4,
+                &mut |e| events.push(e),
+            ))
+            .unwrap_err();
+            assert_eq!(err.step(), Some("delete-registrator"));
+            assert!(matches!(events.last(), Some(Event::StepFailed { .. })));
+            if status == 403 {
+                assert!(err.diagnostics().contains("request-id: rq-9"));
+                assert!(matches!(
+                    err.kind(),
+                    crate::engine::error::ErrorKind::NeedsAdmin { .. }
+                ));
+            }
+        }
     }
 }
