@@ -66,10 +66,7 @@ const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
 /// Parses `name`, `name(appId='x')`, `name(uniqueName='x')`, `name('id')`; returns the key.
 fn keyed(seg: &str, coll: &str) -> Option<Option<Key>> {
-    if seg.len() < coll.len() || !seg[..coll.len()].eq_ignore_ascii_case(coll) {
-        return None;
-    }
-    let rest = &seg[coll.len()..];
+    let rest = util::strip_prefix_ci(seg, coll)?;
     if rest.is_empty() {
         return Some(None);
     }
@@ -149,7 +146,10 @@ fn created(ctx: &Ctx, coll: &str, id: &str, kind: &str, mut v: Value) -> HttpRes
     set_header(
         &mut r,
         "Location",
-        &format!("{}/v2/{}/directoryObjects/{id}/{kind}", ctx.base, "tenant"),
+        &format!(
+            "{}/v2/{}/directoryObjects/{id}/{kind}",
+            ctx.base, ctx.tenant_id
+        ),
     );
     set_header(&mut r, "OData-Version", "4.0");
     r
@@ -2323,6 +2323,7 @@ impl Emulator {
             base: ctx.base.clone(),
             request_id: util::uuid(&mut self.rng),
             client_request_id: ctx.client_request_id.clone(),
+            tenant_id: ctx.tenant_id.clone(),
         };
         let mut fault = None;
         let resp = match self.fire_fault(method, &path) {

@@ -375,13 +375,9 @@ impl Emulator {
                 s.oidc.push(raw.to_ascii_lowercase());
                 continue;
             }
-            let bare = GRAPH_PREFIXES.iter().find_map(|p| {
-                if raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p) {
-                    Some(&raw[p.len()..])
-                } else {
-                    None
-                }
-            });
+            let bare = GRAPH_PREFIXES
+                .iter()
+                .find_map(|p| util::strip_prefix_ci(raw, p));
             let name = match bare {
                 Some(b) => b,
                 None if raw.contains("://") || raw.contains('/') => {
@@ -1290,11 +1286,9 @@ impl Emulator {
             );
         };
         let scope_ok = scope.split_whitespace().count() == 1
-            && GRAPH_PREFIXES.iter().any(|p| {
-                scope.len() == p.len() + 8
-                    && scope[..p.len()].eq_ignore_ascii_case(p)
-                    && scope.ends_with("/.default")
-            });
+            && GRAPH_PREFIXES
+                .iter()
+                .any(|p| util::strip_prefix_ci(&scope, p) == Some(".default"));
         if !scope_ok {
             if scope.ends_with("/.default") {
                 let res = scope.trim_end_matches("/.default");

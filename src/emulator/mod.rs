@@ -278,6 +278,7 @@ pub(crate) struct Ctx {
     pub base: String,
     pub request_id: String,
     pub client_request_id: Option<String>,
+    pub tenant_id: String,
 }
 
 impl Emulator {
@@ -427,6 +428,7 @@ impl Emulator {
             base,
             request_id,
             client_request_id,
+            tenant_id: self.dir.tenant.id.clone(),
         };
         let mut delay = self.cfg.latency_ms;
         let mut fault_name = None;
@@ -465,7 +467,9 @@ impl Emulator {
             self.push_log(&ctx, req, &path, &query, 0, fault_name, None);
             return (Outcome::Drop, delay);
         }
-        self.push_log(&ctx, req, &path, &query, resp.status, fault_name, None);
+        if !control {
+            self.push_log(&ctx, req, &path, &query, resp.status, fault_name, None);
+        }
         (Outcome::Respond(resp), delay)
     }
 
@@ -491,6 +495,16 @@ impl Emulator {
             set_header(&mut resp, "x-ms-request-id", &ctx.request_id);
             if let Some(c) = &ctx.client_request_id {
                 set_header(&mut resp, "client-request-id", c);
+            }
+            // A transient failure of the token endpoint stays readable by the page; the
+            // control API is open to test drivers in a browser.
+            let token_fault = path.ends_with("/oauth2/v2.0/token") && resp.status >= 429;
+            let control = path.starts_with("/_emulator/");
+            if let (Some(origin), true) = (req.get_header("Origin"), token_fault || control) {
+                if resp.get_header("Access-Control-Allow-Origin").is_none() {
+                    set_header(&mut resp, "Access-Control-Allow-Origin", origin);
+                    set_header(&mut resp, "Access-Control-Expose-Headers", CORS_EXPOSE);
+                }
             }
         }
         resp

@@ -553,7 +553,10 @@ fn parse_response(buf: &[u8]) -> Result<HttpResponse, TransportError> {
     if chunked {
         let mut out = Vec::new();
         let mut i = 0;
-        while let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") {
+        while let Some(nl) = rest
+            .get(i..)
+            .and_then(|r| r.windows(2).position(|w| w == b"\r\n"))
+        {
             let size_str = String::from_utf8_lossy(&rest[i..i + nl]).into_owned();
             let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16)
                 .unwrap_or(0);

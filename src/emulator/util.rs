@@ -102,7 +102,10 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     }
     let offset_min: i64 = match rest {
         "" | "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+        o if o.len() == 6
+            && (o.starts_with('+') || o.starts_with('-'))
+            && o.get(3..4) == Some(":") =>
+        {
             let oh: i64 = o.get(1..3)?.parse().ok()?;
             let om: i64 = o.get(4..6)?.parse().ok()?;
             let v = oh * 60 + om;
@@ -177,6 +180,16 @@ pub fn b64_any_decode(s: &str) -> Option<Vec<u8>> {
                 .decode(t)
                 .ok()
         })
+}
+
+/// `s` without `prefix` (ASCII case-insensitive), or `None`. Never slices inside a character.
+pub fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
 }
 
 pub fn is_guid(s: &str) -> bool {
@@ -271,5 +284,11 @@ mod tests {
         assert_eq!((o.as_str(), p.as_str(), q.as_str()), ("", "/me", ""));
         assert!(is_guid("6f1c3b1e-2d4a-4c8e-9f10-0a1b2c3d4e5f"));
         assert!(!is_guid("6f1c3b1e-2d4a-4c8e-9f10-0a1b2c3d4e5"));
+        assert_eq!(
+            strip_prefix_ci("Applications(x)", "applications"),
+            Some("(x)")
+        );
+        assert_eq!(strip_prefix_ci("applicatioñs", "applications"), None);
+        assert_eq!(parse_iso("2021-07-02T01:40:19+0é00"), None);
     }
 }
