@@ -790,6 +790,8 @@ pub struct Facts {
     existing_assignments: Option<Vec<graph::AppRoleAssignment>>,
     existing_grants: Option<Vec<graph::OAuth2PermissionGrant>>,
     granted_now: usize,
+    /// A grant met replication lag: poll with one sub-request until one succeeds.
+    grants_waiting: bool,
     grants_done: bool,
     grants_summary: Option<String>,
     check_app: Option<Option<Application>>,
@@ -1915,11 +1917,31 @@ fn next_grants(_plan: &Plan, f: &Facts) -> Result<Next, Error> {
         return Ok(Next::Done(summary));
     }
     Ok(Next::Send(Outgoing {
-        calls: todo.into_iter().take(graph::BATCH_MAX).collect(),
+        // While the new service principal is not visible yet, poll with one sub-request, not
+        // twenty: every sub-request of a $batch counts against Graph's throttling limits
+        // (https://learn.microsoft.com/graph/throttling#throttling-and-batching).
+        calls: todo
+            .into_iter()
+            .take(if f.grants_waiting {
+                1
+            } else {
+                graph::BATCH_MAX
+            })
+            .collect(),
     }))
 }
 
 fn absorb_grants(f: &mut Facts, tag: &str, reply: &Reply) -> Verdict<()> {
+    let v = absorb_grant_answer(f, tag, reply);
+    match &v {
+        Verdict::Retry(RetryReason::Replication) => f.grants_waiting = true,
+        Verdict::Done(()) => f.grants_waiting = false,
+        _ => {}
+    }
+    v
+}
+
+fn absorb_grant_answer(f: &mut Facts, tag: &str, reply: &Reply) -> Verdict<()> {
     let s = Step::Grants.as_str();
     let fresh = f.sp_fresh;
     if tag == "ra-list" {
