@@ -861,6 +861,15 @@ fn replication_lag_hides_new_objects_and_fails_dependent_calls() {
         t.get(&format!("/v1.0/servicePrincipals/{sp}"), &tok).status,
         404
     );
+    // The other observed shape of the same race.
+    t.emu.config_mut().assignment_lag_400 = true;
+    let r = t.post(
+        &format!("/v1.0/servicePrincipals/{graph}/appRoleAssignedTo"),
+        &tok,
+        json!({"principalId": sp, "resourceId": graph, "appRoleId": role}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(err_msg(&r), "Not a valid reference update.");
     t.advance(20_000);
     let r = t.post(
         &format!("/v1.0/servicePrincipals/{graph}/appRoleAssignedTo"),

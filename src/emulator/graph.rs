@@ -1284,12 +1284,16 @@ impl Emulator {
         }
         if let Some(days) = self.cfg.password_max_lifetime_days {
             if end - start > days as i64 * 86_400_000 {
-                // GUESS: status 400, message wording of the app-management policy refusal.
+                // Observed wording (KelvinTegelaar/CIPP-API#1970): "Credential lifetime exceeds the max
+                // value allowed as per assigned policy <policy id>". GUESS: status 400.
                 return odata::error(
                     ctx,
                     400,
                     "CredentialInvalidLifetimeAsPerAppPolicy",
-                    &format!("Credential lifetime exceeds the max value allowed as per assigned policy '{}'. Maximum allowed lifetime: P{days}D.", "Default app management tenant policy"),
+                    &format!(
+                        "Credential lifetime exceeds the max value allowed as per assigned policy {}.",
+                        "00000000-0000-0000-0000-000000000000"
+                    ),
                 );
             }
         }
@@ -1767,7 +1771,7 @@ impl Emulator {
             return odata::bad_request(ctx, &format!("The appId '{app_id}' of the service principal does not reference a valid application object."));
         }
         if self.dir.sp_by_app_id(&app_id).is_some() {
-            // GUESS: status/code/wording of a second SP for the same appId.
+            // Observed (Azure/reliable-web-app-pattern-java#185): 409 with this code and text.
             return odata::error(
                 ctx,
                 409,
@@ -1914,6 +1918,9 @@ impl Emulator {
                 .find(|u| u.id.eq_ignore_ascii_case(&principal_id))
             {
                 Some(u) => ("User".to_string(), u.display_name.clone()),
+                None if self.cfg.assignment_lag_400 => {
+                    return odata::bad_request(ctx, "Not a valid reference update.")
+                }
                 None => return odata::not_found(ctx, &principal_id),
             },
         };
@@ -2035,10 +2042,11 @@ impl Emulator {
                         _ => k.starts_with('@'),
                     };
                     if !same {
-                        // GUESS: only `scope` can change.
+                        // Only `scope` can change (observed: "Property cannot be updated:
+                        // principalId", MicrosoftDocs/azure-docs#105249).
                         return odata::bad_request(
                             ctx,
-                            &format!("Property '{k}' is read-only and cannot be set."),
+                            &format!("Property cannot be updated: {k}"),
                         );
                     }
                 }
@@ -2116,7 +2124,8 @@ impl Emulator {
                     == principal.as_deref().map(str::to_lowercase)
         });
         if dup {
-            // GUESS: 409 Request_MultipleObjectsWithSameKeyValue "Permission entry already exists."
+            // Observed (hashicorp/terraform-provider-azuread#690): 409
+            // Request_MultipleObjectsWithSameKeyValue "Permission entry already exists."
             return odata::error(
                 ctx,
                 409,

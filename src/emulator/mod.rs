@@ -208,6 +208,11 @@ pub struct EmulatorConfig {
     pub graph_missing_scopes: Vec<String>,
     /// Whether a delegated `POST /applications` makes the signed-in user an owner.
     pub creator_becomes_owner: bool,
+    /// How an app role assignment naming a principal that is not visible yet fails:
+    /// `false` (default) 404 `Request_ResourceNotFound`; `true` 400 `Request_BadRequest`
+    /// "Not a valid reference update." (observed with replication delays:
+    /// microsoftgraph/msgraph-bicep-types#193).
+    pub assignment_lag_400: bool,
     /// Size of the token-signing RSA key.
     pub token_key_bits: usize,
     /// Access-token lifetime in seconds.
@@ -234,6 +239,7 @@ impl Default for EmulatorConfig {
             graph_missing_app_roles: vec![],
             graph_missing_scopes: vec![],
             creator_becomes_owner: false,
+            assignment_lag_400: false,
             token_key_bits: 2048,
             token_lifetime_s: 3599,
         }
@@ -313,6 +319,12 @@ impl Emulator {
 
     pub fn config(&self) -> &EmulatorConfig {
         &self.cfg
+    }
+
+    /// The live config (lag, latency, policy and the other knobs take effect at once; seed,
+    /// tenant and users only at [`Emulator::reset`]).
+    pub fn config_mut(&mut self) -> &mut EmulatorConfig {
+        &mut self.cfg
     }
 
     pub fn tenant(&self) -> &TenantInfo {
