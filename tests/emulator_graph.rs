@@ -104,6 +104,16 @@ fn applications_create_get_filter_select_delete() {
         app_id
     );
     assert_eq!(
+        t.get(&format!("/v1.0/applications/{id}?$select=nope"), &tok)
+            .status,
+        400
+    );
+    let sel = body(&t.get(
+        &format!("/v1.0/applications/{id}?$select=appId,keyCredentials"),
+        &tok,
+    ));
+    assert_eq!(sel.as_object().unwrap().len(), 3, "{sel}");
+    assert_eq!(
         body(&t.get(&format!("/v1.0/applications(appId='{app_id}')"), &tok))["id"],
         id
     );

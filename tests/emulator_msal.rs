@@ -1,7 +1,7 @@
 //! Interop with Microsoft's own client library: Python `msal` (PyPI) gets a client-credentials
 //! token from the emulator over HTTPS (locally generated CA), with a secret and with a
 //! certificate, and calls Graph with it. Needs `python3` with `msal` and `requests`
-//! (`pip install -r tests/peers/requirements-msal.txt`); without them the test FAILS.
+//! (`pip install -r tests/requirements.txt`); without them the test FAILS.
 
 mod emulator_support;
 use emulator_support::{body, cert, key_credential, TENANT};
@@ -23,7 +23,7 @@ fn require_python_msal() {
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
-            "python3 cannot import msal/requests ({}): install them with `pip install -r tests/peers/requirements-msal.txt`",
+            "python3 cannot import msal/requests ({}): install them with `pip install -r tests/requirements.txt`",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
         Err(e) => panic!("python3 is required for the msal interop test: {e}"),

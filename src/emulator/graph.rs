@@ -156,6 +156,28 @@ fn created(ctx: &Ctx, coll: &str, id: &str, kind: &str, mut v: Value) -> HttpRes
 }
 
 fn entity(ctx: &Ctx, coll: &str, v: Value, q: &Query) -> HttpResponse {
+    let def = match coll {
+        "applications" => Some("microsoft.graph.application"),
+        "servicePrincipals" => Some("microsoft.graph.servicePrincipal"),
+        "users" => Some("microsoft.graph.user"),
+        "oauth2PermissionGrants" => Some("microsoft.graph.oAuth2PermissionGrant"),
+        _ => None,
+    };
+    if let Some(def) = def {
+        let declared = schema::declared_props(def);
+        if let Some(s) = q
+            .select
+            .iter()
+            .find(|s| !declared.iter().any(|d| d.eq_ignore_ascii_case(s)))
+        {
+            return odata::error(
+                ctx,
+                400,
+                "BadRequest",
+                &format!("Could not find a property named '{s}' on type '{def}'."),
+            );
+        }
+    }
     let mut o = Map::new();
     let c = if q.select.is_empty() {
         format!("{}/v1.0/$metadata#{coll}/$entity", ctx.base)
