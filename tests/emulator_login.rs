@@ -284,6 +284,9 @@ fn unconsented_registrator_consent_prompt_and_refusals() {
     let grants = st["oauth2PermissionGrants"].as_array().unwrap();
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0]["consentType"], "AllPrincipals");
+    // As in B-1: the app roles too, and the static delegated scopes merged with the asked ones.
+    assert_eq!(st["appRoleAssignments"].as_array().unwrap().len(), 5);
+    assert_eq!(grants[0]["scope"].as_str().unwrap().split(' ').count(), 7);
     let tok = t.redeem(&code, PAGE, VERIFIER, Some(PAGE_ORIGIN));
     assert_eq!(tok.status, 200, "{}", tok.body);
     // Now the plain user can sign in (AllPrincipals grant).
@@ -575,4 +578,21 @@ fn token_endpoint_garbage_never_panics() {
         format!("{BASE}/{TENANT}/oauth2/v2.0/token"),
     ));
     assert_eq!(r.status, 400);
+}
+
+#[test]
+fn application_administrator_consents_delegated_scopes_only() {
+    let mut t = T::new(false);
+    let r = t.authorize(REGISTRATOR, PAGE, SCOPES, Some("appadmin"), None);
+    assert!(r.body.contains("emulator-accept"));
+    let r = t.authorize(REGISTRATOR, PAGE, SCOPES, Some("appadmin"), Some("accept"));
+    assert_eq!(r.status, 302);
+    assert!(location_param(&r, "code").is_some());
+    let st = t.emu.state_json();
+    assert!(st["appRoleAssignments"].as_array().unwrap().is_empty());
+    let scope = st["oauth2PermissionGrants"][0]["scope"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(scope.split(' ').count(), 4, "{scope}");
 }

@@ -711,6 +711,13 @@ impl Emulator {
             }
             match get(q, "emulator_consent") {
                 Some("accept") => {
+                    // A Global Administrator consents for the organization as in B-1 (every
+                    // statically configured permission, app roles included); an Application
+                    // Administrator grants the delegated scopes only.
+                    if user.role == Role::GlobalAdministrator {
+                        self.dir
+                            .admin_consent(&client_id, ctx.now_ms, &mut self.rng);
+                    }
                     let sp_id = self
                         .dir
                         .ensure_sp(&client_id, ctx.now_ms, &mut self.rng, None);
