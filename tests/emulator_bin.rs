@@ -88,7 +88,7 @@ async fn program_serves_emulator_and_page() {
     assert!(r
         .get_header("content-security-policy")
         .unwrap()
-        .contains(&format!("connect-src {emu}")));
+        .contains(&format!("connect-src 'self' {emu}")));
     let c: Value = serde_json::from_str(
         &send(&HttpRequest::new(Method::Get, format!("{page}config.json")))
             .await
@@ -99,6 +99,10 @@ async fn program_serves_emulator_and_page() {
     assert_eq!(c["login_host"], emu.as_str());
     assert_eq!(c["graph_host"], emu.as_str());
     assert_eq!(c["redirect_uri"], page.as_str());
+    assert_eq!(c["tenant_hint"], "contoso.onmicrosoft.com");
+    // The page's own parser accepts what the demo serves (unknown keys would be refused).
+    let d = m365_registrator::engine::deploy::parse_deploy_config(&c.to_string()).unwrap();
+    assert_eq!(d.endpoints().graph, emu.trim_end_matches('/'));
 
     // The page URL is a registered spa redirect URI: sign-in comes back with a code.
     let q = form_encode(&[

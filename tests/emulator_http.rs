@@ -297,7 +297,7 @@ async fn static_page_server_with_config_and_csp() {
     assert!(r.body.contains("page"));
     let csp = r.get_header("content-security-policy").unwrap();
     assert!(
-        csp.contains("connect-src http://127.0.0.1:8400")
+        csp.contains("connect-src 'self' http://127.0.0.1:8400")
             && csp.contains("'wasm-unsafe-eval'")
             && csp.contains("form-action http://127.0.0.1:8400"),
         "{csp}"

@@ -221,7 +221,7 @@ async fn main() {
             dir: dir.clone(),
             emulator_origin: origin.clone(),
             page_url: url.clone(),
-            tenant: Some(tenant.id.clone()),
+            tenant: Some(tenant.domain.clone()),
         };
         match server::serve_page_on(pc, l) {
             Ok((_, guard)) => page_guard = Some(guard),

@@ -352,7 +352,8 @@ pub struct PageConfig {
     pub emulator_origin: String,
     /// The page's own URL, registered as the registrator's `spa` redirect URI.
     pub page_url: String,
-    /// The tenant id the page should default to (written into `config.json`).
+    /// The tenant (verified domain) the page's tenant field starts with (`tenant_hint` in
+    /// `config.json`).
     pub tenant: Option<String>,
 }
 
@@ -364,15 +365,17 @@ pub fn page_config_json(cfg: &PageConfig) -> serde_json::Value {
         "redirect_uri": cfg.page_url,
     });
     if let Some(t) = &cfg.tenant {
-        v["tenant"] = serde_json::json!(t);
+        v["tenant_hint"] = serde_json::json!(t);
     }
     v
 }
 
-/// The Content-Security-Policy the page is served with.
+/// The Content-Security-Policy the page is served with. `connect-src` also allows `'self'`:
+/// the page fetches its own `.wasm` and `config.json` (WebAssembly streaming compilation is a
+/// fetch), which `connect-src <login> <graph>` alone would block.
 pub fn page_csp(emulator_origin: &str) -> String {
     format!(
-        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src {emulator_origin}; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action {emulator_origin}"
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' {emulator_origin}; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action {emulator_origin}"
     )
 }
 
