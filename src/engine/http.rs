@@ -47,20 +47,28 @@ impl std::fmt::Debug for HttpRequest {
 
 impl HttpRequest {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        HttpRequest { method, url: url.into(), headers: Vec::new(), body: None }
+        HttpRequest {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
     }
     pub fn json(mut self, body: &serde_json::Value) -> Self {
-        self.headers.push(("Content-Type".into(), "application/json".into()));
+        self.headers
+            .push(("Content-Type".into(), "application/json".into()));
         self.body = Some(body.to_string());
         self
     }
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.headers
-            .push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+        self.headers.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
         self.body = Some(form_encode(pairs));
         self
     }
@@ -100,8 +108,7 @@ pub struct TransportError(pub String);
 
 /// Sends one request. Implemented by the browser adapter and by native test clients.
 pub trait HttpClient {
-    fn send(&self, req: HttpRequest)
-        -> impl Future<Output = Result<HttpResponse, TransportError>>;
+    fn send(&self, req: HttpRequest) -> impl Future<Output = Result<HttpResponse, TransportError>>;
 }
 
 /// Waits. The browser uses `setTimeout`; tests use a fake clock or tokio.
