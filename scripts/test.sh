@@ -28,7 +28,7 @@ native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6; i
 SUMMARY+=("native cargo test: $native")
 
 stage "wasm tests in headless Chromium (wasm-bindgen-test)"
-cargo test --locked --target wasm32-unknown-unknown 2>&1 | tee target/wasm-tests.log
+cargo test --locked --target wasm32-unknown-unknown --test 'wasm_*' 2>&1 | tee target/wasm-tests.log
 wasm=$(grep -E '^test result:' target/wasm-tests.log | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d ignored", p, f, i}')
 SUMMARY+=("wasm cargo test: $wasm")
 
@@ -49,3 +49,5 @@ SUMMARY+=("e2e: $e2e")
 
 stage "summary ($(( $(date +%s) - t0 )) s)"
 printf '%s\n' "${SUMMARY[@]}"
+# One closing line over every runner (cargo test native + wasm, node --test).
+printf '%s\n' "${SUMMARY[@]}" | awk '/passed/ {for (i = 1; i <= NF; i++) {if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i}} END {printf "total: %d passed, %d failed\n", p, f}'
