@@ -87,6 +87,10 @@ export async function startEmulator(opts = {}) {
   if (opts.args) args.push(...opts.args);
 
   const proc = spawn(EMULATOR_BIN, args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never leave this emulator behind, even if the test process dies without running after().
+  const reap = () => proc.kill('SIGKILL');
+  process.once('exit', reap);
+  proc.once('exit', () => process.removeListener('exit', reap));
   const lines = [];
   const keep = (prefix) => (chunk) => {
     for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(prefix + l);
@@ -253,7 +257,7 @@ export async function openPage(browser, emu, ctxOpts = {}) {
     viewport: { width: 1200, height: 900 },
     ...ctxOpts,
   });
-  context.setDefaultTimeout(30_000);
+  context.setDefaultTimeout(60_000);
   const rec = { pageErrors: [], console: [], csp: [], documents: [], dialogs: [] };
   const cspWaiters = [];
   await context.exposeBinding('__e2eCspViolation', ({ frame }, v) => {
@@ -351,7 +355,7 @@ const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
 /** Sign-in through the UI: sign-in-button, pick the user on the emulator, accept consent if
  * prompted, back on the page until signed-in-user shows. Throws with the page's error text. */
-export async function signIn(page, upn = ADMIN, { emu } = {}) {
+export async function signIn(page, upn = ADMIN) {
   await byTestId(page, 'sign-in-button').click();
   await pickUser(page, upn);
   const next = page.locator('[data-testid=emulator-accept], [data-testid=signed-in-user], [data-testid=error-panel], [data-testid=emulator-error]').first();
