@@ -19,7 +19,7 @@ SUMMARY+=("fmt: clean")
 stage "clippy (native, with the emulator)"
 cargo clippy --locked --all-targets --features emulator -- -D warnings
 stage "clippy (wasm32, the page)"
-cargo clippy --locked --target wasm32-unknown-unknown --all-targets --features app -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --lib --test 'wasm_*' --features app -- -D warnings
 SUMMARY+=("clippy: clean on x86_64 and wasm32")
 
 stage "native tests: engine, emulator, flows, real peers (OpenSSL, Java, Python)"
