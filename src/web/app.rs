@@ -92,6 +92,8 @@ pub struct St {
     pub confirm_delete: RwSignal<bool>,
     pub op_done: RwSignal<Option<String>>,
     pub current_pfx: RwSignal<Option<(Vec<u8>, String)>>,
+    /// State of the Renew, Check and Delete tabs (`web::maint`).
+    pub maint: crate::web::maint::Maint,
 }
 
 impl St {
@@ -123,6 +125,7 @@ impl St {
             confirm_delete: RwSignal::new(false),
             op_done: RwSignal::new(None),
             current_pfx: RwSignal::new(None),
+            maint: crate::web::maint::Maint::new(),
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod adapters;
 pub mod app;
+pub mod js_api;
+pub mod maint;
 pub mod ops;
 pub mod tabs;
 

@@ -576,7 +576,7 @@ pub fn start_create(st: St) {
     leptos::task::spawn_local(create(st));
 }
 
-fn ui_error_from(e: &Error) -> UiError {
+pub(crate) fn ui_error_from(e: &Error) -> UiError {
     let (kind, title, advice) = match e.kind() {
         ErrorKind::Transient => ("transient", "Microsoft did not answer in time", "Microsoft's service is busy or unreachable. Press Create again: finished steps are not repeated.".to_string()),
         ErrorKind::SignInAgain => ("sign-in", "Your sign-in expired or was refused", "Sign in again, then press Create: finished steps are not repeated.".to_string()),
@@ -605,7 +605,7 @@ fn set_step(st: St, step: Step, status: StepStatus, detail: String) {
 
 /// The key, certificate and PFX for the app. Key generation uses the browser's WebCrypto (fast,
 /// native); the certificate and the PKCS#12 are built by the engine.
-async fn make_certificate(st: St) -> Result<(NewKeyCredential, PfxFile), String> {
+pub(crate) async fn make_certificate(st: St) -> Result<(NewKeyCredential, PfxFile), String> {
     let o = st.opts.get_untracked();
     let key = adapters::webcrypto_rsa_pkcs8().await?;
     let now = adapters::now_unix();
