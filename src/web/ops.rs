@@ -16,8 +16,7 @@ use crate::engine::http::HttpClient;
 use crate::engine::permissions::{self, Service};
 use crate::engine::properties::{self, BaculaConfig};
 use crate::engine::provision::{
-    self, AddAppSpec, Credentials, Event, PermKind, PermissionReq, PlannedStep, ResumeInfo,
-    RunState, Step,
+    self, AddAppSpec, Credentials, Event, PermissionReq, PlannedStep, ResumeInfo, RunState, Step,
 };
 use crate::engine::secret::{
     AccessToken, AppId, CodeVerifier, KeyId, ObjectId, PfxPassword, TenantId,
@@ -517,22 +516,7 @@ pub fn start_sign_in(st: St) {
 
 /// The plugin's permissions for the chosen services, as the driver takes them.
 pub fn permission_reqs(services: &[Service]) -> Vec<PermissionReq> {
-    permissions::manifest(services)
-        .into_iter()
-        .map(|p| {
-            let kind = match p.kind {
-                permissions::PermKind::Application => PermKind::Application,
-                permissions::PermKind::Delegated => PermKind::Delegated,
-            };
-            PermissionReq::new(
-                p.resource.app_id(),
-                p.resource.display_name(),
-                kind,
-                p.name,
-                p.protected,
-            )
-        })
-        .collect()
+    PermissionReq::from_manifest(&permissions::manifest(services))
 }
 
 fn spec_for(
