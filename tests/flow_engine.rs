@@ -792,6 +792,17 @@ fn check_reports_missing_and_repair_fixes_it() {
 }
 
 #[test]
+fn check_by_name_before_add_app_says_run_add_app_first() {
+    let (h, ctx) = harness(EmulatorConfig::default(), "admin");
+    let spec = check_spec(CheckTarget::AppName(APP.into()));
+    for plan in [plan_check(&spec), plan_repair(&spec)] {
+        let err = run_plan(&h, &ctx, &plan).result.expect_err("no app yet");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+        assert!(err.to_string().contains("run Add app first"), "{err}");
+    }
+}
+
+#[test]
 fn delete_registrator_is_idempotent_and_refused_while_add_app_is_incomplete() {
     let (h, ctx) = harness(EmulatorConfig::default(), "admin");
     let refused = plan_delete_registrator(&DeleteSpec {

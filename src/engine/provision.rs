@@ -1588,10 +1588,17 @@ fn next_sp(plan: &Plan, f: &Facts) -> Result<Next, Error> {
             f.sp_summary.clone().unwrap_or_else(|| "found".into()),
         ));
     }
-    let app = f
-        .app
-        .as_ref()
-        .ok_or_else(|| bug(Step::ServicePrincipal, "no app"))?;
+    let Some(app) = f.app.as_ref() else {
+        // A check by app name on a tenant without the app: tell the admin, it is no defect.
+        if let Operation::Check(CheckSpec { target: CheckTarget::AppName(name), .. })
+        | Operation::Repair(CheckSpec { target: CheckTarget::AppName(name), .. }) = &plan.operation
+        {
+            return Err(Error::InvalidInput(format!(
+                "no application named {name} in this tenant: run Add app first"
+            )));
+        }
+        return Err(bug(Step::ServicePrincipal, "no app"));
+    };
     let create = matches!(plan.operation, Operation::AddApp(_) | Operation::Renew(_));
     if f.sp_upsert_existed || (!f.app_fresh && !f.sp_looked_up) {
         return Ok(send1(

@@ -3,6 +3,9 @@
 
 pub mod adapters;
 pub mod app;
+/// Benchmark hooks (`bench/run.sh`); not in the shipped page.
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod js_api;
 pub mod maint;
 pub mod ops;
