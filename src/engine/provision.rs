@@ -1590,8 +1590,14 @@ fn next_sp(plan: &Plan, f: &Facts) -> Result<Next, Error> {
     }
     let Some(app) = f.app.as_ref() else {
         // A check by app name on a tenant without the app: tell the admin, it is no defect.
-        if let Operation::Check(CheckSpec { target: CheckTarget::AppName(name), .. })
-        | Operation::Repair(CheckSpec { target: CheckTarget::AppName(name), .. }) = &plan.operation
+        if let Operation::Check(CheckSpec {
+            target: CheckTarget::AppName(name),
+            ..
+        })
+        | Operation::Repair(CheckSpec {
+            target: CheckTarget::AppName(name),
+            ..
+        }) = &plan.operation
         {
             return Err(Error::InvalidInput(format!(
                 "no application named {name} in this tenant: run Add app first"
