@@ -5,7 +5,7 @@
 #  render, (c) add-app against the emulator with 20 s replication lag and 100 ms latency.
 # Two page builds, outside the shared dist/: the product page (www/index.html, features `app`)
 # into $CARGO_TARGET_DIR/bench/dist, measured in (b) and driven in (c); and the benchmark page,
-# the same html with features `app,emulator`, which adds src/web/bench.rs (benchCredentials)
+# the same html with feature `bench`, which adds src/web/bench.rs (benchCredentials)
 # for (a), into …/bench/bench-dist (an incremental build: only this crate is compiled again).
 #
 # Knobs (environment): BENCH_N (10 samples per credential row), BENCH_LOADS (5 cold loads),
@@ -39,10 +39,12 @@ if [ "${BENCH_SKIP_BUILD:-}" != 1 ]; then
   build "release page: trunk build --release --offline" "$OUT/trunk.log" \
     trunk build --release --offline --dist "$OUT/dist"
   if grep -qiE 'download' "$OUT/trunk.log"; then echo "[bench] trunk tried to download a tool" >&2; exit 1; fi
-  # The benchmark page: www/index.html with the feature `bench`, its links made absolute.
+  # The benchmark page: www/index.html with the feature `bench`, its links pointed back at www/
+  # (relative: Trunk appends an absolute href to the html's folder).
   mkdir -p "$OUT/bench-www"
+  WWW=$(realpath --relative-to="$OUT/bench-www" "$ROOT/www")
   sed -e 's/data-cargo-features="app"/data-cargo-features="bench"/' \
-    -e "s#href=\"\([^\"/][^\"]*\)\"#href=\"$ROOT/www/\1\"#g" www/index.html >"$OUT/bench-www/index.html"
+    -e "s#href=\"\([^\"/][^\"]*\)\"#href=\"$WWW/\1\"#g" www/index.html >"$OUT/bench-www/index.html"
   grep -q 'data-cargo-features="bench"' "$OUT/bench-www/index.html" \
     || { echo "[bench] www/index.html has no data-cargo-features=\"app\" to extend" >&2; exit 1; }
   build "benchmark page: the same with feature bench" "$OUT/trunk-bench.log" \
