@@ -403,25 +403,33 @@ pub fn Progress() -> impl IntoView {
                 <Show when=move || st.generating.get()>
                     <p class="running" data-testid="generating">"Generating the RSA key, certificate and PFX in this page…"</p>
                 </Show>
-                <ol class="steps" aria-live="polite">
-                    {move || st.steps.get().into_iter().map(|s| {
-                        let status = s.status.as_str();
-                        view! {
-                            <li data-testid=format!("step-{}", s.name) data-status=status class=format!("step {status}")>
-                                <span class="badge">{status}</span>
-                                <strong>{s.title.clone()}</strong>
-                                " "
-                                <span class="detail">{s.detail.clone()}</span>
-                            </li>
-                        }
-                    }).collect_view()}
-                </ol>
+                <StepList steps=st.steps />
                 {move || st.finished.get().map(|m| view! { <p class="ok" data-testid="finished">{m}</p> })}
                 <ul class="notices">
                     {move || st.notices.get().into_iter().map(|n| view! { <li data-testid="notice">{n}</li> }).collect_view()}
                 </ul>
             </section>
         </Show>
+    }
+}
+
+/// The steps of a running plan (`step-<name>` with `data-status`), shared by every operation.
+#[component]
+pub fn StepList(steps: RwSignal<Vec<StepView>>) -> impl IntoView {
+    view! {
+        <ol class="steps" aria-live="polite">
+            {move || steps.get().into_iter().map(|s| {
+                let status = s.status.as_str();
+                view! {
+                    <li data-testid=format!("step-{}", s.name) data-status=status class=format!("step {status}")>
+                        <span class="badge">{status}</span>
+                        <strong>{s.title.clone()}</strong>
+                        " "
+                        <span class="detail">{s.detail.clone()}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
     }
 }
 

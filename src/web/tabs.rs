@@ -96,19 +96,7 @@ fn OpProgress(tab: Op) -> impl IntoView {
                 <Show when=move || m.generating.get()>
                     <p class="running" data-testid="generating">"Generating the new RSA key, certificate and PFX in this page…"</p>
                 </Show>
-                <ol class="steps" aria-live="polite">
-                    {move || m.steps.get().into_iter().map(|s| {
-                        let status = s.status.as_str();
-                        view! {
-                            <li data-testid=format!("step-{}", s.name) data-status=status class=format!("step {status}")>
-                                <span class="badge">{status}</span>
-                                <strong>{s.title.clone()}</strong>
-                                " "
-                                <span class="detail">{s.detail.clone()}</span>
-                            </li>
-                        }
-                    }).collect_view()}
-                </ol>
+                <crate::web::app::StepList steps=m.steps />
                 {move || m.finished.get().map(|f| view! { <p class="ok" data-testid="finished" role="status">{f}</p> })}
                 <ul class="notices">
                     {move || m.notices.get().into_iter().map(|n| view! { <li data-testid="notice">{n}</li> }).collect_view()}
