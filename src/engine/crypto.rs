@@ -55,10 +55,13 @@ use super::secret::{AppId, ObjectId, PfxPassword, PrivateKeyDer};
 pub const RSA_BITS: usize = 2048;
 /// Largest modulus we accept from outside (keeps signing time bounded in the page).
 pub const MAX_RSA_BITS: usize = 8192;
-/// PBKDF2-HMAC-SHA256 iterations (and PKCS#12 MAC iterations) of a [`PfxKind::Modern`] file.
-/// Java refuses more than 5,000,000; .NET caps the sum of all of a file's KDF iterations at
-/// 600,000 (we use 3 x 100,000); the browser pays for every iteration.
+/// PBKDF2-HMAC-SHA256 iterations of the key and certificate encryption of a [`PfxKind::Modern`]
+/// file. Java refuses more than 5,000,000; .NET caps the sum of all of a file's KDF iterations at
+/// 600,000 (we use 2 x 100,000 + [`MODERN_MAC_ITERATIONS`]). The page has WebCrypto derive them
+/// (native code, off the page's thread; see [`PfxPlan`]).
 pub const MODERN_ITERATIONS: u32 = 100_000;
+/// PKCS#12 MAC iterations of a [`PfxKind::Modern`] file.
+pub const MODERN_MAC_ITERATIONS: u32 = 100_000;
 /// PKCS#12 KDF iterations (encryption and MAC) of a [`PfxKind::Legacy`] file (OpenSSL's default).
 pub const LEGACY_ITERATIONS: u32 = 2048;
 /// Length of the passwords [`pfx_password`] makes.
@@ -132,6 +135,8 @@ pub enum CryptoError {
     PfxWithoutCertificate,
     #[error("not enough random bytes")]
     NotEnoughRandomness,
+    #[error("the derived keys do not match the pfx plan's requests")]
+    DerivedKeys,
     #[error("signing failed")]
     Signing,
     #[error("signature does not verify")]
@@ -489,7 +494,8 @@ fn has_every_class(p: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PfxKind {
     /// PBES2 (PBKDF2-HMAC-SHA256, [`MODERN_ITERATIONS`]) with AES-256-CBC for key and
-    /// certificate, HMAC-SHA256 MAC. Java 8u301+/11.0.12+/17, OpenSSL 1.1.1+/3, Windows Server 2019+.
+    /// certificate, HMAC-SHA256 MAC ([`MODERN_MAC_ITERATIONS`]). Java 8u301+/11.0.12+/17,
+    /// OpenSSL 1.1.1+/3, Windows Server 2019+.
     #[default]
     Modern,
     /// pbeWithSHAAnd3-KeyTripleDES-CBC ([`LEGACY_ITERATIONS`]) for key and certificate, HMAC-SHA1
@@ -542,24 +548,243 @@ fn check_password(password: &PfxPassword) -> Result<&str, CryptoError> {
     Ok(p)
 }
 
+/// The pseudo-random function of a [`Pbkdf2Request`]: HMAC with this hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pbkdf2Hash {
+    Sha256,
+}
+
+impl Pbkdf2Hash {
+    /// The hash's WebCrypto name (`deriveBits({name: "PBKDF2", hash: …})`).
+    pub fn webcrypto_name(self) -> &'static str {
+        match self {
+            Pbkdf2Hash::Sha256 => "SHA-256",
+        }
+    }
+}
+
+/// One PBKDF2 derivation (RFC 8018 section 5.2) that a [`PfxPlan`] needs: `key_len` bytes from the
+/// password's bytes and `salt` with `iterations` of HMAC-`hash`. The caller runs it where it is
+/// cheap (the page: WebCrypto `deriveBits`, native code off the page's thread) or in Rust
+/// ([`Pbkdf2Request::derive`]). Redacted `Debug`.
+#[derive(Clone)]
+pub struct Pbkdf2Request {
+    password: PfxPassword,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    /// Output length in bytes.
+    pub key_len: usize,
+    pub hash: Pbkdf2Hash,
+}
+
+impl std::fmt::Debug for Pbkdf2Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pbkdf2Request")
+            .field("password", &"<redacted>")
+            .field("salt", &self.salt)
+            .field("iterations", &self.iterations)
+            .field("key_len", &self.key_len)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+impl Pbkdf2Request {
+    /// The password as PBKDF2 takes it: its bytes (printable ASCII, so UTF-8 and ASCII agree;
+    /// PBES2 has no BMPString conversion, unlike the PKCS#12 KDF).
+    pub fn password(&self) -> &[u8] {
+        self.password.expose().as_bytes()
+    }
+
+    /// This derivation in Rust (what [`build_pfx`] uses). In WebAssembly it runs on the page's
+    /// thread and is several times slower than WebCrypto's.
+    pub fn derive(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.key_len];
+        match self.hash {
+            Pbkdf2Hash::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(
+                self.password(),
+                &self.salt,
+                self.iterations,
+                &mut out,
+            ),
+        }
+        out
+    }
+}
+
+/// [`build_pfx`] in two steps, so that its expensive key derivations can be done by the caller
+/// (the page hands the PBKDF2 ones to WebCrypto, which runs them natively off the page's thread):
+///
+/// 1. [`PfxPlan::new`] checks the password and draws every salt and IV from the RNG (in the order
+///    [`build_pfx`] draws them); [`PfxPlan::pbkdf2_requests`] lists the derivations it needs.
+///    Neither needs the key or the certificate, so the derivations can run while the key is made.
+/// 2. [`PfxPlan::finish`] takes the key, the certificate, the friendly name and the derived keys
+///    (in the order of the requests) and writes the file; AES-256-CBC, the 3DES of the legacy
+///    kind and the MAC (PKCS#12 KDF, which WebCrypto lacks) stay here.
+///
+/// Same RNG state and correctly derived keys: the same bytes as [`build_pfx`].
+pub struct PfxPlan {
+    kind: PfxKind,
+    password: PfxPassword,
+    salts: Salts,
+}
+
+impl std::fmt::Debug for PfxPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PfxPlan({:?}, <redacted>)", self.kind)
+    }
+}
+
+impl PfxPlan {
+    /// Checks `password` (non-empty printable ASCII) and draws the salts and IVs from `rng`.
+    pub fn new<R: CryptoRng + ?Sized>(
+        password: &PfxPassword,
+        kind: PfxKind,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        check_password(password)?;
+        Ok(PfxPlan {
+            kind,
+            password: password.clone(),
+            salts: Salts::draw(kind, rng),
+        })
+    }
+
+    pub fn kind(&self) -> PfxKind {
+        self.kind
+    }
+
+    /// The PBKDF2 derivations [`PfxPlan::finish`] needs, in the order it takes them: for
+    /// [`PfxKind::Modern`], the certificate bag's AES-256 key, then the key bag's; for
+    /// [`PfxKind::Legacy`], none (its PKCS#12 KDF runs in [`PfxPlan::finish`]).
+    pub fn pbkdf2_requests(&self) -> Vec<Pbkdf2Request> {
+        match self.kind {
+            PfxKind::Modern => [&self.salts.cert, &self.salts.key]
+                .into_iter()
+                .map(|(salt, _iv)| Pbkdf2Request {
+                    password: self.password.clone(),
+                    salt: salt.clone(),
+                    iterations: MODERN_ITERATIONS,
+                    key_len: 32,
+                    hash: Pbkdf2Hash::Sha256,
+                })
+                .collect(),
+            PfxKind::Legacy => Vec::new(),
+        }
+    }
+
+    /// Writes the PFX: `key` and its certificate `cert_der`, laid out as [`build_pfx`] documents,
+    /// encrypted with `derived` (one key per [`PfxPlan::pbkdf2_requests`] entry, same order and
+    /// lengths, else [`CryptoError::DerivedKeys`]). A key derived wrongly makes a file whose
+    /// bags no peer can decrypt: derive exactly what was asked.
+    pub fn finish(
+        self,
+        key: &PrivateKeyDer,
+        cert_der: &[u8],
+        friendly_name: &str,
+        derived: &[Vec<u8>],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let requests = self.pbkdf2_requests();
+        if derived.len() != requests.len()
+            || derived
+                .iter()
+                .zip(&requests)
+                .any(|(d, r)| d.len() != r.key_len)
+        {
+            return Err(CryptoError::DerivedKeys);
+        }
+        let rsa_key = parse_private_key(key)?;
+        let cert = parse_certificate(cert_der)?;
+        check_pair(&rsa_key, &cert)?;
+        let password = check_password(&self.password)?;
+        let friendly_name = if friendly_name.is_empty() {
+            None
+        } else {
+            Some(
+                BmpString::from_utf8(friendly_name)
+                    .map_err(|_| CryptoError::InvalidFriendlyName)?,
+            )
+        };
+        let local_key_id: [u8; 20] = Sha1::digest(cert_der).into();
+        let (cert_key, key_key) = match derived {
+            [c, k] => (Some(c.as_slice()), Some(k.as_slice())),
+            _ => (None, None),
+        };
+        let kind = self.kind;
+        let salts = &self.salts;
+
+        // Certificate: CertBag in an encrypted SafeContents (RFC 7292 4.2.3).
+        let cert_bag = SafeBag {
+            bag_id: OID_CERT_BAG,
+            bag_value: CertBag {
+                cert_id: OID_X509_CERT,
+                cert_value: OctetString::new(cert_der)?,
+            }
+            .to_der()?,
+            bag_attributes: Some(bag_attributes(friendly_name.as_ref(), &local_key_id)?),
+        };
+        let cert_safe = vec![cert_bag].to_der()?;
+        let (cert_alg, cert_ct) = pbe_encrypt(kind, password, cert_key, &salts.cert, &cert_safe)?;
+        let cert_ci = ContentInfo {
+            content_type: OID_ENCRYPTED_DATA,
+            content: Any::encode_from(&EncryptedData {
+                version: CmsVersion::V0,
+                enc_content_info: EncryptedContentInfo {
+                    content_type: OID_DATA,
+                    content_enc_alg: cert_alg,
+                    encrypted_content: Some(OctetString::new(cert_ct)?),
+                },
+                unprotected_attrs: None,
+            })?,
+        };
+
+        // Key: PKCS8ShroudedKeyBag in a plain SafeContents (RFC 7292 4.2.2).
+        let pkcs8 = rsa_key.to_pkcs8()?;
+        let (key_alg, key_ct) = pbe_encrypt(kind, password, key_key, &salts.key, pkcs8.expose())?;
+        let key_bag = SafeBag {
+            bag_id: OID_SHROUDED_KEY_BAG,
+            bag_value: EncryptedPrivateKeyInfo {
+                encryption_algorithm: key_alg,
+                encrypted_data: OctetString::new(key_ct)?,
+            }
+            .to_der()?,
+            bag_attributes: Some(bag_attributes(friendly_name.as_ref(), &local_key_id)?),
+        };
+        let key_ci = data_content_info(&vec![key_bag].to_der()?)?;
+
+        let auth_safe = vec![cert_ci, key_ci].to_der()?;
+        let mac_data = pkcs12_mac(kind, password, &salts.mac_salt, &auth_safe)?;
+        let pfx = Pfx {
+            version: Version::V3,
+            auth_safe: data_content_info(&auth_safe)?,
+            mac_data: Some(mac_data),
+        };
+        Ok(pfx.to_der()?)
+    }
+}
+
 /// Encrypts `data` with the PBE of `kind`; returns the algorithm identifier and the ciphertext.
+/// Modern: AES-256-CBC with `derived` (the PBKDF2 key of `salt`); legacy: derives its 3DES key
+/// and IV here (PKCS#12 KDF).
 fn pbe_encrypt(
     kind: PfxKind,
     password: &str,
+    derived: Option<&[u8]>,
     (salt, iv): &(Vec<u8>, [u8; 16]),
     data: &[u8],
 ) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), CryptoError> {
     match kind {
         PfxKind::Modern => {
+            let key = derived.ok_or(CryptoError::DerivedKeys)?;
             let params = pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(
                 MODERN_ITERATIONS,
                 salt,
                 *iv,
             )
             .map_err(|_| CryptoError::Encoding)?;
-            let ct = params
-                .encrypt(password.as_bytes(), data)
-                .map_err(|_| CryptoError::Encoding)?;
+            let cipher = cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+                .map_err(|_| CryptoError::DerivedKeys)?;
+            let ct = cipher.encrypt_padded_vec::<Pkcs7>(data);
             let alg = AlgorithmIdentifierOwned {
                 oid: OID_PBES2,
                 parameters: Some(Any::encode_from(&params)?),
@@ -601,7 +826,7 @@ fn pkcs12_mac(
 ) -> Result<MacData, CryptoError> {
     let (oid, iterations, digest) = match kind {
         PfxKind::Modern => {
-            let rounds = MODERN_ITERATIONS as i32;
+            let rounds = MODERN_MAC_ITERATIONS as i32;
             let key = kdf::derive_key_utf8::<Sha256>(
                 password,
                 salt,
@@ -666,7 +891,8 @@ fn data_content_info(content: &[u8]) -> Result<ContentInfo, CryptoError> {
 /// OpenSSL does it: an encrypted safe with the certificate bag, a plain safe with the shrouded key
 /// bag, both bags tagged with `friendlyName` (Java's alias; omitted when empty) and `localKeyId`
 /// (SHA-1 of the certificate) so keytool, OpenSSL and Windows pair key and certificate; then a MAC.
-/// All salts and IVs come from `rng`: same RNG state, same bytes.
+/// All salts and IVs come from `rng`: same RNG state, same bytes. Every key derivation runs here,
+/// in Rust; [`PfxPlan`] is the same writer with the PBKDF2 derivations left to the caller.
 pub fn build_pfx<R: CryptoRng + ?Sized>(
     key: &PrivateKeyDer,
     cert_der: &[u8],
@@ -675,65 +901,13 @@ pub fn build_pfx<R: CryptoRng + ?Sized>(
     friendly_name: &str,
     rng: &mut R,
 ) -> Result<Vec<u8>, CryptoError> {
-    let rsa_key = parse_private_key(key)?;
-    let cert = parse_certificate(cert_der)?;
-    check_pair(&rsa_key, &cert)?;
-    let password = check_password(password)?;
-    let friendly_name = if friendly_name.is_empty() {
-        None
-    } else {
-        Some(BmpString::from_utf8(friendly_name).map_err(|_| CryptoError::InvalidFriendlyName)?)
-    };
-    let local_key_id: [u8; 20] = Sha1::digest(cert_der).into();
-    let salts = Salts::draw(kind, rng);
-
-    // Certificate: CertBag in an encrypted SafeContents (RFC 7292 4.2.3).
-    let cert_bag = SafeBag {
-        bag_id: OID_CERT_BAG,
-        bag_value: CertBag {
-            cert_id: OID_X509_CERT,
-            cert_value: OctetString::new(cert_der)?,
-        }
-        .to_der()?,
-        bag_attributes: Some(bag_attributes(friendly_name.as_ref(), &local_key_id)?),
-    };
-    let cert_safe = vec![cert_bag].to_der()?;
-    let (cert_alg, cert_ct) = pbe_encrypt(kind, password, &salts.cert, &cert_safe)?;
-    let cert_ci = ContentInfo {
-        content_type: OID_ENCRYPTED_DATA,
-        content: Any::encode_from(&EncryptedData {
-            version: CmsVersion::V0,
-            enc_content_info: EncryptedContentInfo {
-                content_type: OID_DATA,
-                content_enc_alg: cert_alg,
-                encrypted_content: Some(OctetString::new(cert_ct)?),
-            },
-            unprotected_attrs: None,
-        })?,
-    };
-
-    // Key: PKCS8ShroudedKeyBag in a plain SafeContents (RFC 7292 4.2.2).
-    let pkcs8 = rsa_key.to_pkcs8()?;
-    let (key_alg, key_ct) = pbe_encrypt(kind, password, &salts.key, pkcs8.expose())?;
-    let key_bag = SafeBag {
-        bag_id: OID_SHROUDED_KEY_BAG,
-        bag_value: EncryptedPrivateKeyInfo {
-            encryption_algorithm: key_alg,
-            encrypted_data: OctetString::new(key_ct)?,
-        }
-        .to_der()?,
-        bag_attributes: Some(bag_attributes(friendly_name.as_ref(), &local_key_id)?),
-    };
-    let key_ci = data_content_info(&vec![key_bag].to_der()?)?;
-
-    let auth_safe = vec![cert_ci, key_ci].to_der()?;
-    let mac_data = pkcs12_mac(kind, password, &salts.mac_salt, &auth_safe)?;
-    let pfx = Pfx {
-        version: Version::V3,
-        auth_safe: data_content_info(&auth_safe)?,
-        mac_data: Some(mac_data),
-    };
-    Ok(pfx.to_der()?)
+    let plan = PfxPlan::new(password, kind, rng)?;
+    let derived: Vec<Vec<u8>> = plan
+        .pbkdf2_requests()
+        .iter()
+        .map(Pbkdf2Request::derive)
+        .collect();
+    plan.finish(key, cert_der, friendly_name, &derived)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1264,6 +1438,111 @@ mod tests {
         assert!(contains(&modern, hmac_sha256));
         assert!(!contains(&modern, OID_PBE_SHA1_3DES));
         assert!(contains(&legacy, OID_PBE_SHA1_3DES) && !contains(&legacy, OID_PBES2));
+    }
+
+    /// An "external" PBKDF2 deriver, as the page's WebCrypto is one: the `pbkdf2` crate called
+    /// directly with what the request says, not through [`Pbkdf2Request::derive`].
+    fn external_pbkdf2(r: &Pbkdf2Request) -> Vec<u8> {
+        assert_eq!(r.hash, Pbkdf2Hash::Sha256);
+        assert_eq!(r.hash.webcrypto_name(), "SHA-256");
+        let mut out = vec![0u8; r.key_len];
+        pbkdf2::pbkdf2_hmac::<Sha256>(r.password(), &r.salt, r.iterations, &mut out);
+        out
+    }
+
+    #[test]
+    fn pfx_plan_with_external_derivations_gives_build_pfx_bytes() {
+        for kind in [PfxKind::Modern, PfxKind::Legacy] {
+            let expected = build_pfx(key(), cert(), &password(), kind, CN, &mut rng(5)).unwrap();
+            let plan = PfxPlan::new(&password(), kind, &mut rng(5)).unwrap();
+            assert_eq!(plan.kind(), kind);
+            let requests = plan.pbkdf2_requests();
+            match kind {
+                PfxKind::Modern => {
+                    assert_eq!(requests.len(), 2, "certificate bag, then key bag");
+                    for r in &requests {
+                        assert_eq!(r.password(), password().expose().as_bytes());
+                        assert_eq!((r.iterations, r.key_len), (MODERN_ITERATIONS, 32));
+                        assert_eq!(r.salt.len(), 16);
+                    }
+                    assert_ne!(requests[0].salt, requests[1].salt);
+                }
+                PfxKind::Legacy => assert!(requests.is_empty()),
+            }
+            let derived: Vec<Vec<u8>> = requests.iter().map(external_pbkdf2).collect();
+            let pfx = plan.finish(key(), cert(), CN, &derived).unwrap();
+            assert_eq!(pfx, expected, "{kind:?}");
+            assert_eq!(read_pfx(&pfx, &password()).unwrap().1, *cert());
+        }
+        // Debug never shows the password.
+        let plan = PfxPlan::new(&password(), PfxKind::Modern, &mut rng(5)).unwrap();
+        let shown = format!("{plan:?} {:?}", plan.pbkdf2_requests());
+        assert!(!shown.contains(password().expose()), "{shown}");
+    }
+
+    #[test]
+    fn pfx_plan_refuses_derived_keys_that_do_not_fit() {
+        let plan = || PfxPlan::new(&password(), PfxKind::Modern, &mut rng(5)).unwrap();
+        let good: Vec<Vec<u8>> = plan()
+            .pbkdf2_requests()
+            .iter()
+            .map(external_pbkdf2)
+            .collect();
+        let short = vec![good[0].clone(), good[1][..16].to_vec()];
+        for bad in [
+            Vec::new(),
+            good[..1].to_vec(),
+            short,
+            vec![good[0].clone(); 3],
+        ] {
+            assert_eq!(
+                plan().finish(key(), cert(), CN, &bad).unwrap_err(),
+                CryptoError::DerivedKeys
+            );
+        }
+        let legacy = PfxPlan::new(&password(), PfxKind::Legacy, &mut rng(5)).unwrap();
+        assert_eq!(
+            legacy.finish(key(), cert(), CN, &good).unwrap_err(),
+            CryptoError::DerivedKeys
+        );
+        // A wrongly derived key of the right length: written, but its bags do not decrypt.
+        let mut wrong = good.clone();
+        wrong[1][0] ^= 1;
+        let pfx = plan().finish(key(), cert(), CN, &wrong).unwrap();
+        assert!(read_pfx(&pfx, &password()).is_err());
+        // The key and certificate are checked in `finish`, the password in `new`.
+        let other_key = generate_rsa_key(&mut rng(9)).unwrap();
+        assert_eq!(
+            plan().finish(&other_key, cert(), CN, &good).unwrap_err(),
+            CryptoError::KeyCertificateMismatch
+        );
+        assert_eq!(
+            PfxPlan::new(&PfxPassword::new(""), PfxKind::Modern, &mut rng(5)).unwrap_err(),
+            CryptoError::InvalidPassword
+        );
+    }
+
+    #[test]
+    fn pbkdf2_request_derives_rfc_7914_vectors() {
+        // RFC 7914 section 11: PBKDF2-HMAC-SHA256 test vectors.
+        let request = |password: &str, salt: &[u8], iterations| Pbkdf2Request {
+            password: PfxPassword::new(password),
+            salt: salt.to_vec(),
+            iterations,
+            key_len: 64,
+            hash: Pbkdf2Hash::Sha256,
+        };
+        let hex = |b: Vec<u8>| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(request("passwd", b"salt", 1).derive()),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
+             49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"
+        );
+        assert_eq!(
+            hex(request("Password", b"NaCl", 80_000).derive()),
+            "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56\
+             a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d"
+        );
     }
 
     #[test]
