@@ -16,7 +16,7 @@ use std::time::Instant;
 use m365_registrator::engine::crypto::{
     build_jwt_rs256, build_pfx, client_assertion_claims, generate_rsa_key, key_credential_parts,
     pfx_password_from_rng, read_pfx, self_signed_certificate, sign_rs256, verify_jwt_rs256,
-    verify_rs256, CertSpec, PfxKind,
+    verify_rs256, CertSpec, PfxKind, PfxPlan,
 };
 use m365_registrator::engine::secret::{AppId, PfxPassword, PrivateKeyDer};
 use rand_chacha::ChaCha20Rng;
@@ -210,7 +210,7 @@ fn openssl_opens_both_kinds_and_reads_the_certificate() {
         );
         let expect: &[&str] = match kind {
             PfxKind::Modern => &[
-                "MAC: sha256, Iteration 100000",
+                "MAC: sha256, Iteration 2048",
                 "PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC, Iteration 100000, PRF hmacWithSHA256",
                 "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration 100000, PRF hmacWithSHA256",
             ],
@@ -500,6 +500,51 @@ fn python_verifies_our_jwt() {
     );
     assert!(!o.status.success(), "python accepted a forged JWT");
     assert!(text(&o).contains("InvalidSignature"), "{}", text(&o));
+}
+
+/// The split writer (`PfxPlan`) with its PBKDF2 derivations done by another implementation,
+/// OpenSSL's (`openssl kdf … PBKDF2`), as the page has WebCrypto do them: the bytes of `build_pfx`.
+#[test]
+fn pfx_plan_with_keys_derived_by_openssl_is_build_pfx() {
+    let f = fixture();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let seed = [7u8; 32];
+    for kind in [PfxKind::Modern, PfxKind::Legacy] {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let expected = build_pfx(&f.key, &f.cert, &f.password, kind, CN, &mut rng).unwrap();
+        let plan = PfxPlan::new(&f.password, kind, &mut ChaCha20Rng::from_seed(seed)).unwrap();
+        let derived: Vec<Vec<u8>> = plan
+            .pbkdf2_requests()
+            .iter()
+            .map(|r| {
+                assert_eq!(r.hash.webcrypto_name(), "SHA-256");
+                let out = must_succeed(
+                    "openssl kdf PBKDF2",
+                    openssl(&[
+                        "kdf",
+                        "-keylen",
+                        &r.key_len.to_string(),
+                        "-kdfopt",
+                        "digest:SHA256",
+                        "-kdfopt",
+                        &format!("hexpass:{}", hex(r.password())),
+                        "-kdfopt",
+                        &format!("hexsalt:{}", hex(&r.salt)),
+                        "-kdfopt",
+                        &format!("iter:{}", r.iterations),
+                        "PBKDF2",
+                    ]),
+                );
+                out.trim()
+                    .split(':')
+                    .map(|b| u8::from_str_radix(b, 16).expect("hex byte from openssl kdf"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(derived.len(), if kind == PfxKind::Modern { 2 } else { 0 });
+        let pfx = plan.finish(&f.key, &f.cert, CN, &derived).unwrap();
+        assert_eq!(pfx, expected, "{kind:?}");
+    }
 }
 
 /// Not a check: prints how long the expensive steps take in this build (keygen over 5 seeds).
