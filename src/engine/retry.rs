@@ -123,8 +123,12 @@ pub fn next_delay(
             }
             let mut d = policy.replication_initial_ms.max(1);
             for _ in 1..attempt {
-                d = d.saturating_mul(u64::from(policy.replication_growth_pct)) / 100;
-                if d >= policy.replication_max_ms {
+                let grown = d.saturating_mul(u64::from(policy.replication_growth_pct)) / 100;
+                // A delay that no longer changes stays put: stop (growth <= 100 % never reaches
+                // the cap, and `attempt` may be large).
+                let fixed = grown == d;
+                d = grown;
+                if fixed || d >= policy.replication_max_ms {
                     break;
                 }
             }
@@ -158,7 +162,8 @@ fn backoff(policy: &RetryPolicy, attempt: u32, jitter: u32) -> u64 {
         .saturating_mul(1u64 << shift)
         .min(policy.max_backoff_ms);
     let spread = base / 4 + 1;
-    (base + u64::from(jitter) % spread).min(policy.max_backoff_ms.max(base))
+    base.saturating_add(u64::from(jitter) % spread)
+        .min(policy.max_backoff_ms.max(base))
 }
 
 #[cfg(test)]
@@ -241,6 +246,48 @@ mod tests {
         );
         assert_eq!(next_delay(&p, 9, RetryReason::Replication, b, 0), None);
         assert_eq!(next_delay(&p, 9, RetryReason::Replication, b + 1, 0), None);
+    }
+
+    /// Found by `prop_retry_delay`: with a growth of 100 % or less the delay never reaches the cap,
+    /// and the loop ran once per past attempt (about 4e9 rounds for `u32::MAX`: minutes).
+    #[test]
+    fn replication_delay_without_growth_is_computed_at_once() {
+        let flat = RetryPolicy {
+            replication_growth_pct: 100,
+            ..RetryPolicy::default()
+        };
+        let t0 = std::time::Instant::now();
+        let d = next_delay(&flat, u32::MAX, RetryReason::Replication, 0, 0);
+        assert_eq!(d, Some(500));
+        let shrinking = RetryPolicy {
+            replication_growth_pct: 50,
+            ..RetryPolicy::default()
+        };
+        let d = next_delay(&shrinking, u32::MAX, RetryReason::Replication, 0, 0);
+        assert_eq!(d, Some(0));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// Found by `prop_retry_delay`: a backoff near `u64::MAX` plus jitter overflowed (a panic in a
+    /// debug build, a wrap to a tiny delay in release).
+    #[test]
+    fn backoff_near_the_largest_delay_does_not_overflow() {
+        let huge = RetryPolicy {
+            initial_backoff_ms: u64::MAX - 5000,
+            max_backoff_ms: u64::MAX - 5000,
+            ..RetryPolicy::default()
+        };
+        let throttled = RetryReason::Throttled {
+            retry_after_ms: None,
+        };
+        assert_eq!(
+            next_delay(&huge, 1, throttled, 0, 5001),
+            Some(u64::MAX - 5000)
+        );
+        assert_eq!(
+            next_delay(&huge, 2, RetryReason::Network, 0, u32::MAX),
+            Some(u64::MAX - 5000)
+        );
     }
 
     #[test]
