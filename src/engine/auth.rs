@@ -601,17 +601,18 @@ fn split_description(d: &str) -> Described {
     let mut kept: Vec<&str> = Vec::new();
     for line in d.split(['\r', '\n']) {
         let t = line.trim();
+        // A trailer line is never part of the message, even with an empty value (found by
+        // `prop_redirect_error_round_trip`: an empty `Trace ID:` line was shown as the message).
         let field = |prefix: &str| {
             t.strip_prefix(prefix)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
+                .map(|v| Some(v.trim().to_string()).filter(|v| !v.is_empty()))
         };
         if let Some(v) = field("Trace ID:") {
-            out.trace_id = Some(v);
+            out.trace_id = out.trace_id.take().or(v);
         } else if let Some(v) = field("Correlation ID:") {
-            out.correlation_id = Some(v);
+            out.correlation_id = out.correlation_id.take().or(v);
         } else if let Some(v) = field("Timestamp:") {
-            out.timestamp = Some(v);
+            out.timestamp = out.timestamp.take().or(v);
         } else if !t.is_empty() {
             kept.push(t);
         }
@@ -1145,6 +1146,22 @@ mod tests {
 
     const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const CID: &str = "8ed4fad3-3f63-44fb-b7e0-e324895d7df9";
+
+    /// Found by `prop_redirect_error_round_trip`: trailer lines with no value were kept as the
+    /// message ("Trace ID:" shown as what went wrong).
+    #[test]
+    fn empty_trailer_lines_are_not_the_message() {
+        let d = split_description(
+            "\r\nTrace ID: \r\nCorrelation ID:\r\nTimestamp: 2026-06-01 10:00:00Z",
+        );
+        assert_eq!(d.message, "");
+        assert_eq!(d.trace_id, None);
+        assert_eq!(d.correlation_id, None);
+        assert_eq!(d.timestamp.as_deref(), Some("2026-06-01 10:00:00Z"));
+        let d = split_description("AADSTS65004: declined.\nTrace ID: abc\nTrace ID: def");
+        assert_eq!(d.message, "AADSTS65004: declined.");
+        assert_eq!(d.trace_id.as_deref(), Some("abc"));
+    }
 
     #[test]
     fn pkce_rfc7636_appendix_b() {
