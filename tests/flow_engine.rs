@@ -487,6 +487,7 @@ fn add_app_survives_one_fault_per_step() {
         (FaultKind::GatewayTimeout, None),
         (FaultKind::Drop, None),
         (FaultKind::DropAfter, None),
+        (FaultKind::Resend, None),
         (FaultKind::Lag404, None),
     ];
     let mut table = Vec::new();

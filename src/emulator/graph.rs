@@ -2363,6 +2363,7 @@ impl Emulator {
                     rule.kind,
                     super::FaultKind::Drop
                         | super::FaultKind::DropAfter
+                        | super::FaultKind::Resend
                         | super::FaultKind::Latency
                 ) =>
             {

@@ -96,6 +96,11 @@ pub enum FaultKind {
     /// Process the request (state changes!) and then close the connection without the answer.
     #[serde(rename = "drop_after")]
     DropAfter,
+    /// Process the request twice and answer the second: what a browser does when a reused
+    /// keep-alive connection closes before any answer (it resends the request, a POST too),
+    /// so a non-idempotent call acts twice while the page sees one answer.
+    #[serde(rename = "resend")]
+    Resend,
     /// 404 `Request_ResourceNotFound`, as replication lag gives.
     #[serde(rename = "lag404")]
     Lag404,
@@ -447,6 +452,7 @@ impl Emulator {
 
         let control = path.starts_with("/_emulator/") || path == "/_emulator";
         let mut drop_after = false;
+        let mut resend = false;
         if !control {
             if let Some(rule) = self.fire_fault(req.method, &path) {
                 fault_name = Some(fault_label(rule.kind).to_string());
@@ -457,6 +463,14 @@ impl Emulator {
                         return (Outcome::Drop, delay);
                     }
                     FaultKind::DropAfter => drop_after = true,
+                    FaultKind::Resend => {
+                        // The first attempt acts; its answer is lost with the connection.
+                        resend = true;
+                        let first = self.route(&ctx, req, &path, &query);
+                        let first = self.finish(&ctx, req, &path, first);
+                        self.push_log(&ctx, req, &path, &query, 0, fault_name.clone(), None);
+                        drop(first);
+                    }
                     kind => {
                         let resp = self.fault_response(&ctx, &path, kind, &rule, req);
                         let resp = self.finish(&ctx, req, &path, resp);
@@ -469,12 +483,15 @@ impl Emulator {
 
         let resp = if control {
             self.control(&ctx, req, &path)
-        } else if path == "/v1.0" || path.starts_with("/v1.0/") {
-            self.graph_entry(&ctx, req, &path, &query)
         } else {
-            self.login_entry(&ctx, req, &path, &query)
+            self.route(&ctx, req, &path, &query)
         };
         let resp = self.finish(&ctx, req, &path, resp);
+        let fault_name = if resend {
+            Some("resent".to_string())
+        } else {
+            fault_name
+        };
         if drop_after {
             self.push_log(&ctx, req, &path, &query, 0, fault_name, None);
             return (Outcome::Drop, delay);
@@ -697,6 +714,15 @@ impl Emulator {
     /// `{"rules":[…], "append":bool}`), POST reset, POST lag, POST latency, POST policy,
     /// POST role (`{"upn","role"}`), POST remove-permission, POST consent-registrator,
     /// POST spa-redirect (`{"uri"}`).
+    /// Graph or the login endpoints, by path.
+    fn route(&mut self, ctx: &Ctx, req: &HttpRequest, path: &str, query: &str) -> HttpResponse {
+        if path == "/v1.0" || path.starts_with("/v1.0/") {
+            self.graph_entry(ctx, req, path, query)
+        } else {
+            self.login_entry(ctx, req, path, query)
+        }
+    }
+
     fn control(&mut self, ctx: &Ctx, req: &HttpRequest, path: &str) -> HttpResponse {
         let body: Value = req
             .body
@@ -855,6 +881,7 @@ fn fault_label(k: FaultKind) -> &'static str {
         FaultKind::GatewayTimeout => "504",
         FaultKind::Drop => "drop",
         FaultKind::DropAfter => "drop_after",
+        FaultKind::Resend => "resend",
         FaultKind::Lag404 => "lag404",
         FaultKind::Latency => "latency",
     }

@@ -785,6 +785,9 @@ pub struct Facts {
     secret_outcome_unknown: bool,
     secrets_to_remove: Option<Vec<KeyId>>,
     secrets_removed: BTreeSet<KeyId>,
+    /// After the add: this run's other secrets (a browser may resend a POST whose connection
+    /// closed unanswered, so the add can have happened twice); `None` until re-read.
+    extra_secrets: Option<Vec<KeyId>>,
     pub credentials: Option<Credentials>,
     owner: Option<Added>,
     existing_assignments: Option<Vec<graph::AppRoleAssignment>>,
@@ -1713,14 +1716,29 @@ fn renew_secret_needed(plan: &Plan, app: &Application) -> bool {
 
 fn next_secret(plan: &Plan, f: &Facts) -> Result<Next, Error> {
     let app = f.app.as_ref().ok_or_else(|| bug(Step::Secret, "no app"))?;
+    let (run_id, days, _, now) =
+        secret_spec(plan).ok_or_else(|| bug(Step::Secret, "not planned"))?;
     if let Some(c) = &f.credentials {
+        // The secret is delivered; re-read the app once and remove any other secret of this
+        // run (made by a resent addPassword whose first answer was lost): nothing undelivered
+        // stays behind.
+        let Some(extra) = &f.extra_secrets else {
+            return Ok(send1("verify", graph::get_application(&app.id)));
+        };
+        let pending: Vec<(String, Call)> = extra
+            .iter()
+            .filter(|k| !f.secrets_removed.contains(*k))
+            .take(graph::BATCH_MAX)
+            .map(|k| (format!("rm:{k}"), graph::remove_password(&app.id, k)))
+            .collect();
+        if !pending.is_empty() {
+            return Ok(Next::Send(Outgoing { calls: pending }));
+        }
         return Ok(Next::Done(format!(
             "created, valid until {}",
             c.secret_end.as_deref().unwrap_or("?")
         )));
     }
-    let (run_id, days, _, now) =
-        secret_spec(plan).ok_or_else(|| bug(Step::Secret, "not planned"))?;
     match &plan.operation {
         Operation::AddApp(_) if f.need_new_credentials == Some(false) => {
             return Ok(Next::Skip(Notice::AlreadySetUp.text()));
@@ -1771,6 +1789,29 @@ fn absorb_secret(
                 f.app = Some(a);
             }
             f.secret_outcome_unknown = false;
+        });
+    }
+    if tag == "verify" {
+        let mine = credential_marker(secret_spec(plan).map_or("", |s| s.0));
+        let delivered = f.credentials.as_ref().map(|c| c.secret_key_id.clone());
+        return graph::classify_application(s, reply, f.app_fresh).map(|a| {
+            let extra = a
+                .map(|a| {
+                    a.password_credentials
+                        .iter()
+                        .filter(|p| p.display_name.as_deref() == Some(mine.as_str()))
+                        .filter_map(|p| p.key_id.clone())
+                        .filter(|k| Some(k) != delivered.as_ref())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if !extra.is_empty() {
+                events.push(Event::Notice {
+                    step: Step::Secret,
+                    notice: Notice::SecretsRemoved { count: extra.len() },
+                });
+            }
+            f.extra_secrets = Some(extra);
         });
     }
     if let Some(k) = tag.strip_prefix("rm:") {
