@@ -112,6 +112,18 @@ pub enum TenantError {
     /// Shaped like a tenant id but not a valid GUID.
     #[error("this is not a valid tenant id")]
     BadGuid,
+    /// Domain-shaped, but longer than DNS allows (253 characters, 63 per label).
+    #[error("this domain is too long")]
+    TooLong,
+    /// A domain with a final dot (`contoso.com.`); `suggestion` is it without.
+    #[error("remove the final dot")]
+    TrailingDot { suggestion: String },
+    /// A domain with non-ASCII letters (an IDN): Entra uses its punycode (`xn--`) form.
+    #[error("use the domain's xn-- form")]
+    Unicode,
+    /// Markup, quotes or spaces inside: never part of a tenant id or domain.
+    #[error("a tenant id or domain has no such characters")]
+    BadCharacters,
     #[error("this is neither a tenant id nor a domain")]
     Invalid,
 }
@@ -149,6 +161,20 @@ impl TenantError {
             TenantError::BadGuid => "A tenant id is a GUID of 32 hexadecimal digits in the form \
                  8-4-4-4-12 (0-9, a-f). Copy it again from the Entra admin center, or enter a \
                  verified domain instead."
+                .to_string(),
+            TenantError::TooLong => "A domain name has at most 253 characters, and 63 between \
+                 two dots. Check what you pasted, or enter the tenant id (a GUID) instead."
+                .to_string(),
+            TenantError::TrailingDot { suggestion } => {
+                format!("Remove the final dot. Did you mean {suggestion}?")
+            }
+            TenantError::Unicode => "Enter the domain in its ASCII form (it starts with xn--, \
+                 as the Entra admin center lists it under Domain names), or enter the tenant id \
+                 (a GUID) instead."
+                .to_string(),
+            TenantError::BadCharacters => "A tenant id or domain has only letters, digits, dots \
+                 and hyphens. Enter the tenant id (a GUID) or a verified domain such as \
+                 contoso.onmicrosoft.com."
                 .to_string(),
             TenantError::Invalid => "Enter the tenant id (a GUID) or a verified domain such as \
                  contoso.onmicrosoft.com."
@@ -204,6 +230,39 @@ pub fn parse_tenant(input: &str) -> Result<Tenant, TenantError> {
     }
     if is_domain(&lower) {
         return Ok(Tenant(lower));
+    }
+    // Markup, quotes and inner spaces are in no URL, address or domain an admin copies.
+    if lower
+        .chars()
+        .any(|c| matches!(c, '<' | '>' | '"' | '\'' | '`' | '{' | '}') || c.is_whitespace())
+    {
+        return Err(TenantError::BadCharacters);
+    }
+    if let Some(d) = lower.strip_suffix('.') {
+        if is_domain(d) {
+            return Err(TenantError::TrailingDot {
+                suggestion: d.to_string(),
+            });
+        }
+    }
+    let dns_chars = |t: &str| {
+        t.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+    };
+    if lower.contains('.')
+        && dns_chars(&lower)
+        && (lower.len() > 253 || lower.split('.').any(|l| l.len() > 63))
+    {
+        return Err(TenantError::TooLong);
+    }
+    if lower.contains('.')
+        && !lower.is_ascii()
+        && !lower.contains(['/', '@', ':'])
+        && lower
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(TenantError::Unicode);
     }
     if lower.contains("://") || (lower.starts_with("www.") && lower.contains('/')) {
         return Err(TenantError::Url {
@@ -483,8 +542,9 @@ impl RedirectErrorKind {
                  again."
             }
             RedirectErrorKind::Other => {
-                "Microsoft refused the request. The details below (error, AADSTS code, trace and \
-                 correlation ids) are what Microsoft support asks for."
+                "Microsoft refused the request. Check the details below, then start again from \
+                 this page; if it happens again, give them (error, AADSTS code, trace and \
+                 correlation ids) to Microsoft support."
             }
         }
     }
@@ -1276,22 +1336,30 @@ mod tests {
             Err(TenantError::BadGuid)
         );
         for bad in [
-            "contoso",
-            "-a.com",
-            "a-.com",
-            "a..com",
-            "a.c",
-            "a.c0m",
-            "con toso.com",
-            "é.com",
-            ".com",
-            "a.com.",
+            "contoso", "-a.com", "a-.com", "a..com", "a.c", "a.c0m", ".com", "a.com..",
         ] {
             assert_eq!(parse_tenant(bad), Err(TenantError::Invalid), "{bad}");
         }
+        // Said specifically (hostile-input table, issue 7).
+        for bad in ["con toso.com", "<b>x</b>.com", "a.com\"><svg onload=x>"] {
+            assert_eq!(parse_tenant(bad), Err(TenantError::BadCharacters), "{bad}");
+        }
+        assert_eq!(parse_tenant("bücher.example"), Err(TenantError::Unicode));
+        assert_eq!(parse_tenant("é.com"), Err(TenantError::Unicode));
+        assert_eq!(
+            parse_tenant("Contoso.OnMicrosoft.com."),
+            Err(TenantError::TrailingDot {
+                suggestion: "contoso.onmicrosoft.com".into()
+            })
+        );
         let long = format!("{}.com", vec!["a".repeat(63); 4].join("."));
-        assert_eq!(parse_tenant(&long), Err(TenantError::Invalid));
-        assert!(parse_tenant(&format!("{}.com", "a".repeat(64))).is_err());
+        assert_eq!(parse_tenant(&long), Err(TenantError::TooLong));
+        assert_eq!(
+            parse_tenant(&format!("{}.com", "a".repeat(64))),
+            Err(TenantError::TooLong)
+        );
+        assert!(TenantError::TooLong.advice().contains("253"));
+        assert!(TenantError::Unicode.advice().contains("xn--"));
         for e in [
             TenantError::Empty,
             TenantError::MultiTenant("common".into()),
@@ -1300,6 +1368,12 @@ mod tests {
                 suggestion: Some("x.com".into()),
             },
             TenantError::BadGuid,
+            TenantError::TooLong,
+            TenantError::TrailingDot {
+                suggestion: "x.com".into(),
+            },
+            TenantError::Unicode,
+            TenantError::BadCharacters,
             TenantError::Invalid,
         ] {
             assert!(e.advice().len() > 20);

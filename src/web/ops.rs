@@ -205,7 +205,18 @@ async fn handle_redirect(st: St, redirect: Redirect) {
     match redirect {
         Redirect::None => {}
         Redirect::Malformed { reason } => {
-            take_pending();
+            // Said where the admin is: under Sign in when a sign-in was under way.
+            if take_pending().is_some_and(|p| p.kind == "signin") {
+                st.signin_error.set(Some(UiError {
+                    kind: "malformed",
+                    title: "The answer to the sign-in could not be read".into(),
+                    advice: format!(
+                        "{reason}. Nothing was sent to Microsoft. Sign in again from here."
+                    ),
+                    diagnostics: None,
+                }));
+                return;
+            }
             st.consent.set(Some(ConsentView {
                 status: "error",
                 title: "The answer from Microsoft could not be read".into(),
@@ -222,7 +233,11 @@ async fn handle_redirect(st: St, redirect: Redirect) {
             let pending = take_pending().filter(|p| p.kind == "consent");
             let check =
                 auth::check_state(pending.as_ref().map(|p| p.state.as_str()), state.as_deref());
-            let shown_tenant = tenant.unwrap_or_else(|| "your tenant".into());
+            // Only a value that is a tenant id or domain is repeated (never arbitrary text from
+            // the address bar in a sentence that looks like the page's own).
+            let shown_tenant = tenant
+                .and_then(|t| parse_tenant(&t).ok())
+                .map_or_else(|| "your tenant".into(), |t| t.as_str().to_string());
             st.consent.set(Some(if check != StateCheck::Match {
                 ConsentView {
                     status: "unknown-state",
@@ -285,6 +300,19 @@ async fn handle_redirect(st: St, redirect: Redirect) {
                         "Sign-in failed".into()
                     },
                     advice,
+                    diagnostics: detail,
+                }));
+                return;
+            }
+            // A sign-in was under way and this error is not its answer (no state, or another's):
+            // say so there, with Microsoft's words, rather than as a consent result.
+            if is_signin && !e.admin_consent {
+                st.signin_error.set(Some(UiError {
+                    kind: "state",
+                    title: "This answer does not match the sign-in this page started".into(),
+                    advice: format!(
+                        "Microsoft reported an error for a request this page cannot match to its sign-in (another tab, an old link, or it expired). Microsoft says: {advice} Sign in again from here."
+                    ),
                     diagnostics: detail,
                 }));
                 return;
@@ -587,27 +615,76 @@ fn set_step(st: St, step: Step, status: StepStatus, detail: String) {
     });
 }
 
-/// The key, certificate and PFX for the app. Key generation uses the browser's WebCrypto (fast,
-/// native); the certificate and the PKCS#12 are built by the engine.
-pub(crate) async fn make_certificate(st: St) -> Result<(NewKeyCredential, PfxFile), String> {
-    let o = st.opts.get_untracked();
-    let key = adapters::webcrypto_rsa_pkcs8().await?;
-    let now = adapters::now_unix();
-    let serial = crypto::serial_from_random(adapters::random_array::<16>()?);
-    let spec = CertSpec {
-        common_name: o.app_name.clone(),
-        not_before_unix: now - 300,
-        not_after_unix: now + i64::from(o.cert_years) * 365 * 86_400,
-        serial,
-    };
-    let cert = crypto::self_signed_certificate(&key, &spec).map_err(|e| e.to_string())?;
+/// What [`make_credentials`] makes: the certificate (DER) and its PFX with the password.
+pub(crate) struct MadeCredentials {
+    pub cert: Vec<u8>,
+    pub pfx: Vec<u8>,
+    pub password: PfxPassword,
+}
+
+/// Key, self-signed certificate, PFX password and PFX, in an order that keeps the page
+/// responsive (issue 6 (a): no main-thread task over 50 ms):
+///
+/// 1. the password and the PFX's salts first (`PfxPlan::new`): its PBKDF2 derivations need
+///    neither key nor certificate, so WebCrypto runs them (native, off the page's thread) while it
+///    generates the RSA key (also native, off the thread);
+/// 2. then, each a task of its own (a `setTimeout(0)` in between lets the page paint and handle
+///    input): the certificate (signed in WebAssembly), and the PFX (`PfxPlan::finish`: AES-256,
+///    the MAC's PKCS#12 KDF, DER).
+///
+/// `ops::make_certificate` (the page) and `bench::benchCredentials` (the benchmark) both call it.
+pub(crate) async fn make_credentials(
+    common_name: &str,
+    not_before_unix: i64,
+    not_after_unix: i64,
+    kind: crypto::PfxKind,
+) -> Result<MadeCredentials, String> {
     let mut rnd = vec![0u8; crypto::PFX_PASSWORD_RANDOM_BYTES];
     adapters::random_bytes(&mut rnd)?;
     let password = crypto::pfx_password(&rnd).map_err(|e| e.to_string())?;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let pfx = crypto::build_pfx(&key, &cert, &password, o.pfx_kind(), &o.app_name, &mut rng)
+    let plan = crypto::PfxPlan::new(&password, kind, &mut rng).map_err(|e| e.to_string())?;
+    let requests = plan.pbkdf2_requests();
+    let (key, derived) = adapters::join(
+        adapters::webcrypto_rsa_pkcs8(),
+        adapters::webcrypto_pbkdf2(&requests),
+    )
+    .await;
+    let (key, derived) = (key?, derived?);
+
+    crate::engine::http::Sleep::sleep(&TimeoutSleep, 0).await;
+    let spec = CertSpec {
+        common_name: common_name.into(),
+        not_before_unix,
+        not_after_unix,
+        serial: crypto::serial_from_random(adapters::random_array::<16>()?),
+    };
+    let cert = crypto::self_signed_certificate(&key, &spec).map_err(|e| e.to_string())?;
+
+    crate::engine::http::Sleep::sleep(&TimeoutSleep, 0).await;
+    let pfx = plan
+        .finish(&key, &cert, common_name, &derived)
         .map_err(|e| e.to_string())?;
-    let parts = crypto::key_credential_parts(&cert).map_err(|e| e.to_string())?;
+    Ok(MadeCredentials {
+        cert,
+        pfx,
+        password,
+    })
+}
+
+/// The key, certificate and PFX for the app ([`make_credentials`], the app name as common name
+/// and friendly name), and the Graph `keyCredential` for the certificate.
+pub(crate) async fn make_certificate(st: St) -> Result<(NewKeyCredential, PfxFile), String> {
+    let o = st.opts.get_untracked();
+    let now = adapters::now_unix();
+    let made = make_credentials(
+        &o.app_name,
+        now - 300,
+        now + i64::from(o.cert_years) * 365 * 86_400,
+        o.pfx_kind(),
+    )
+    .await?;
+    let parts = crypto::key_credential_parts(&made.cert).map_err(|e| e.to_string())?;
     let kc = NewKeyCredential {
         key_base64: parts.key_base64,
         display_name: format!("{} certificate", provision::CREDENTIAL_MARKER),
@@ -617,8 +694,8 @@ pub(crate) async fn make_certificate(st: St) -> Result<(NewKeyCredential, PfxFil
     Ok((
         kc,
         PfxFile {
-            bytes: pfx,
-            password,
+            bytes: made.pfx,
+            password: made.password,
             file_name: format!("{}-cert.pfx", o.app_name),
         },
     ))
