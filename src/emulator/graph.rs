@@ -2357,16 +2357,8 @@ impl Emulator {
             tenant_id: ctx.tenant_id.clone(),
         };
         let mut fault = None;
-        let resp = match self.fire_fault(method, &path) {
-            Some(rule)
-                if !matches!(
-                    rule.kind,
-                    super::FaultKind::Drop
-                        | super::FaultKind::DropAfter
-                        | super::FaultKind::Resend
-                        | super::FaultKind::Latency
-                ) =>
-            {
+        let resp = match self.fire_fault(method, &path, true) {
+            Some(rule) => {
                 fault = Some(format!("{:?}", rule.kind));
                 self.batch_fault(&sub_ctx, &path, &rule)
             }

@@ -109,6 +109,16 @@ pub enum FaultKind {
     Latency,
 }
 
+impl FaultKind {
+    /// Faults of the HTTP connection rather than of Graph's answer.
+    pub fn is_connection_level(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Drop | FaultKind::DropAfter | FaultKind::Resend | FaultKind::Latency
+        )
+    }
+}
+
 /// A scripted fault. Counting is per rule over the requests it matches (1-based): with `nth`
 /// it fires on that match only, with `every` on every k-th match, with neither on every match;
 /// `times` caps how often it fires in all.
@@ -454,7 +464,7 @@ impl Emulator {
         let mut drop_after = false;
         let mut resend = false;
         if !control {
-            if let Some(rule) = self.fire_fault(req.method, &path) {
+            if let Some(rule) = self.fire_fault(req.method, &path, false) {
                 fault_name = Some(fault_label(rule.kind).to_string());
                 match rule.kind {
                     FaultKind::Latency => delay += rule.latency_ms.unwrap_or(0),
@@ -590,10 +600,21 @@ impl Emulator {
         });
     }
 
-    /// The first rule that fires for this request (all matching rules count the request).
-    pub(crate) fn fire_fault(&mut self, method: Method, path: &str) -> Option<FaultRule> {
+    /// The first rule that fires for this request (all matching rules count the request). A
+    /// request inside a `$batch` (`in_batch`) has no connection of its own: rules about the
+    /// connection (drop, drop_after, resend, latency) neither match nor count it; they apply to
+    /// the `$batch` request that carries it.
+    pub(crate) fn fire_fault(
+        &mut self,
+        method: Method,
+        path: &str,
+        in_batch: bool,
+    ) -> Option<FaultRule> {
         let mut fired = None;
         for rule in self.faults.iter_mut() {
+            if in_batch && rule.kind.is_connection_level() {
+                continue;
+            }
             if let Some(m) = &rule.matches.method {
                 if !m.eq_ignore_ascii_case(method.as_str()) {
                     continue;
