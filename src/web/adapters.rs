@@ -282,3 +282,90 @@ pub async fn webcrypto_rsa_pkcs8() -> Result<crate::engine::secret::PrivateKeyDe
     let bytes = js_sys::Uint8Array::new(&exported).to_vec();
     Ok(crate::engine::secret::PrivateKeyDer::new(bytes))
 }
+
+/// PBKDF2 derivations by WebCrypto (`importKey("raw", password, "PBKDF2")`, then
+/// `deriveBits({name: "PBKDF2", hash, salt, iterations}, key, bits)`), all started before any is
+/// awaited: the browser runs them in native code off the page's thread, concurrently. Outputs in
+/// the order of `requests` (what `PfxPlan::finish` takes).
+pub async fn webcrypto_pbkdf2(
+    requests: &[crate::engine::crypto::Pbkdf2Request],
+) -> Result<Vec<Vec<u8>>, String> {
+    let fail = |_| {
+        "WebCrypto could not derive the PFX encryption keys (PBKDF2; a current browser over https or localhost is needed)"
+            .to_string()
+    };
+    let subtle = window()
+        .ok_or("no window")?
+        .crypto()
+        .map_err(|_| "this browser has no WebCrypto")?
+        .subtle();
+    let usages = js_sys::Array::of1(&JsValue::from_str("deriveBits"));
+    let imports = requests
+        .iter()
+        .map(|r| {
+            let raw = js_sys::Uint8Array::from(r.password());
+            subtle.import_key_with_str("raw", &raw, "PBKDF2", false, &usages)
+        })
+        .collect::<Result<js_sys::Array, _>>()
+        .map_err(fail)?;
+    let keys: js_sys::Array = JsFuture::from(js_sys::Promise::all(&imports))
+        .await
+        .map_err(fail)?
+        .unchecked_into();
+    let derivations = js_sys::Array::new();
+    for (r, key) in requests.iter().zip(keys.iter()) {
+        let alg = js_sys::Object::new();
+        let set =
+            |k: &str, v: &JsValue| js_sys::Reflect::set(&alg, &JsValue::from_str(k), v).map(|_| ());
+        set("name", &JsValue::from_str("PBKDF2")).map_err(fail)?;
+        set("hash", &JsValue::from_str(r.hash.webcrypto_name())).map_err(fail)?;
+        set("salt", &js_sys::Uint8Array::from(r.salt.as_slice()).into()).map_err(fail)?;
+        set("iterations", &JsValue::from_f64(f64::from(r.iterations))).map_err(fail)?;
+        let bits = u32::try_from(r.key_len * 8).map_err(|_| "PBKDF2 output too long")?;
+        let key: web_sys::CryptoKey = key.unchecked_into();
+        let promise = subtle
+            .derive_bits_with_object(&alg, &key, bits)
+            .map_err(fail)?;
+        derivations.push(promise.as_ref());
+    }
+    let derived: js_sys::Array = JsFuture::from(js_sys::Promise::all(&derivations))
+        .await
+        .map_err(fail)?
+        .unchecked_into();
+    Ok(derived
+        .iter()
+        .map(|bits| js_sys::Uint8Array::new(&bits).to_vec())
+        .collect())
+}
+
+/// Runs two futures concurrently on the page's thread (each makes progress while the other
+/// waits) and returns both outputs.
+pub async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut out_a, mut out_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if out_a.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(x), Some(y)) => std::task::Poll::Ready((x, y)),
+            (x, y) => {
+                out_a = x;
+                out_b = y;
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}

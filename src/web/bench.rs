@@ -15,6 +15,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::engine::crypto::{self, CertSpec, PfxKind};
 use crate::engine::http::Sleep;
 use crate::web::adapters::{self, TimeoutSleep};
+use crate::web::ops;
 
 /// One timed call.
 #[derive(serde::Serialize)]
@@ -27,13 +28,19 @@ struct Sample {
 #[serde(rename_all = "camelCase")]
 struct CredentialTimings {
     kind: &'static str,
-    /// The page's whole path, the steps of `ops::make_certificate` in its order: WebCrypto keygen
-    /// and PKCS#8 export (`adapters::webcrypto_rsa_pkcs8`), then the engine's certificate, PFX
-    /// password, PFX and key credential. (`make_certificate` itself takes the page's whole state,
-    /// whose constructor is private to `app`.)
+    /// The page's whole path: `ops::make_credentials` (WebCrypto keygen and PBKDF2 together, then
+    /// the certificate, then the PFX, a task each) and the key credential, as
+    /// `ops::make_certificate` does it (which itself takes the page's whole state, whose
+    /// constructor is private to `app`).
     ours: Vec<Sample>,
-    /// The engine's synchronous part alone (certificate + PFX from a WebCrypto key).
+    /// The engine's synchronous part alone, from a WebCrypto key and derived keys in hand:
+    /// certificate + `PfxPlan::finish` (two tasks in the page, one call here).
     cert_pfx: Vec<Sample>,
+    /// The certificate alone (`crypto::self_signed_certificate`: key parsing and RSA signing in
+    /// WASM), the longest single task of our path.
+    cert: Vec<Sample>,
+    /// WebCrypto PBKDF2 alone (the plan's derivations, concurrently; none for legacy).
+    pbkdf2: Vec<Sample>,
     /// WebCrypto `generateKey` (RSASSA-PKCS1-v1_5 2048, e = 65537) alone.
     webcrypto_keygen: Vec<Sample>,
     /// The `rsa` crate's keygen in WASM alone (`crypto::generate_rsa_key`, getrandom's RNG).
@@ -82,33 +89,38 @@ async fn webcrypto_generate_key() -> Result<(), String> {
     Ok(())
 }
 
-/// Certificate, PFX password, PFX and key credential from `key`, as `ops::make_certificate`
-/// makes them after keygen (default options: the app name, 2 years). Returns the PFX's size.
-fn cert_and_pfx(
-    key: &crate::engine::secret::PrivateKeyDer,
-    kind: PfxKind,
-) -> Result<usize, String> {
+/// Certificate spec as `ops::make_certificate` makes it (default options: the app name, 2 years).
+fn spec() -> Result<CertSpec, String> {
     let now = adapters::now_unix();
-    let name = crate::engine::provision::DEFAULT_APP_NAME;
-    let spec = CertSpec {
-        common_name: name.into(),
+    Ok(CertSpec {
+        common_name: crate::engine::provision::DEFAULT_APP_NAME.into(),
         not_before_unix: now - 300,
         not_after_unix: now + 2 * 365 * 86_400,
         serial: crypto::serial_from_random(adapters::random_array::<16>()?),
-    };
-    let cert = crypto::self_signed_certificate(key, &spec).map_err(|e| e.to_string())?;
+    })
+}
+
+/// The page's path (`ops::make_certificate` without the page's state). Returns the PFX's size.
+async fn our_path(kind: PfxKind) -> Result<usize, String> {
+    let s = spec()?;
+    let made =
+        ops::make_credentials(&s.common_name, s.not_before_unix, s.not_after_unix, kind).await?;
+    crypto::key_credential_parts(&made.cert).map_err(|e| e.to_string())?;
+    Ok(made.pfx.len())
+}
+
+/// A plan of `kind` with a fresh password.
+fn plan(kind: PfxKind) -> Result<crypto::PfxPlan, String> {
     let mut rnd = vec![0u8; crypto::PFX_PASSWORD_RANDOM_BYTES];
     adapters::random_bytes(&mut rnd)?;
     let password = crypto::pfx_password(&rnd).map_err(|e| e.to_string())?;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let pfx = crypto::build_pfx(key, &cert, &password, kind, name, &mut rng)
-        .map_err(|e| e.to_string())?;
-    crypto::key_credential_parts(&cert).map_err(|e| e.to_string())?;
-    Ok(pfx.len())
+    crypto::PfxPlan::new(&password, kind, &mut rng).map_err(|e| e.to_string())
 }
 
-/// Times `n` runs each of: the page's whole credential path, its certificate + PFX part alone,
-/// WebCrypto `generateKey` alone and the `rsa` crate's keygen alone. `kind` is `modern` or
+/// Times `n` runs each of: the page's whole credential path, its synchronous certificate + PFX
+/// part alone, the certificate alone, WebCrypto PBKDF2 alone, WebCrypto `generateKey` alone and
+/// the `rsa` crate's keygen alone. `kind` is `modern` or
 /// `legacy` (the PFX protection). Each list holds `n + 1` samples: the first is the cold
 /// (warm-up) call, the caller keeps it apart.
 #[wasm_bindgen(js_name = benchCredentials)]
@@ -123,6 +135,8 @@ pub async fn bench_credentials(kind: String, n: u32) -> Result<JsValue, JsValue>
         kind: label,
         ours: Vec::new(),
         cert_pfx: Vec::new(),
+        cert: Vec::new(),
+        pbkdf2: Vec::new(),
         webcrypto_keygen: Vec::new(),
         rsa_keygen: Vec::new(),
         pfx_bytes: 0,
@@ -132,20 +146,45 @@ pub async fn bench_credentials(kind: String, n: u32) -> Result<JsValue, JsValue>
     for _ in 0..=n {
         yield_now().await;
         let start = now();
-        let key = adapters::webcrypto_rsa_pkcs8().await.map_err(err)?;
-        t.pfx_bytes = cert_and_pfx(&key, kind).map_err(err)?;
+        t.pfx_bytes = our_path(kind).await.map_err(err)?;
         let ms = now() - start;
         t.ours.push(Sample { start, ms });
     }
 
-    // The engine's part alone, from one WebCrypto key.
+    // The engine's synchronous parts, from one WebCrypto key (and a plan's derived keys).
     let key = adapters::webcrypto_rsa_pkcs8().await.map_err(err)?;
+    let name = crate::engine::provision::DEFAULT_APP_NAME;
     for _ in 0..=n {
+        let p = plan(kind).map_err(err)?;
+        let derived = adapters::webcrypto_pbkdf2(&p.pbkdf2_requests())
+            .await
+            .map_err(err)?;
+        let s = spec().map_err(err)?;
         yield_now().await;
         let start = now();
-        cert_and_pfx(&key, kind).map_err(err)?;
+        let cert = crypto::self_signed_certificate(&key, &s).map_err(|e| err(e.to_string()))?;
+        p.finish(&key, &cert, name, &derived)
+            .map_err(|e| err(e.to_string()))?;
         let ms = now() - start;
         t.cert_pfx.push(Sample { start, ms });
+    }
+    for _ in 0..=n {
+        let s = spec().map_err(err)?;
+        yield_now().await;
+        let start = now();
+        crypto::self_signed_certificate(&key, &s).map_err(|e| err(e.to_string()))?;
+        let ms = now() - start;
+        t.cert.push(Sample { start, ms });
+    }
+
+    // WebCrypto PBKDF2 alone.
+    for _ in 0..=n {
+        let requests = plan(kind).map_err(err)?.pbkdf2_requests();
+        yield_now().await;
+        let start = now();
+        adapters::webcrypto_pbkdf2(&requests).await.map_err(err)?;
+        let ms = now() - start;
+        t.pbkdf2.push(Sample { start, ms });
     }
 
     // WebCrypto generateKey alone.

@@ -616,7 +616,7 @@ fn set_step(st: St, step: Step, status: StepStatus, detail: String) {
 }
 
 /// What [`make_credentials`] makes: the certificate (DER) and its PFX with the password.
-pub(crate) struct MadeCredentials {
+pub struct MadeCredentials {
     pub cert: Vec<u8>,
     pub pfx: Vec<u8>,
     pub password: PfxPassword,
@@ -633,7 +633,7 @@ pub(crate) struct MadeCredentials {
 ///    the MAC's PKCS#12 KDF, DER).
 ///
 /// `ops::make_certificate` (the page) and `bench::benchCredentials` (the benchmark) both call it.
-pub(crate) async fn make_credentials(
+pub async fn make_credentials(
     common_name: &str,
     not_before_unix: i64,
     not_after_unix: i64,
