@@ -363,10 +363,16 @@ fn we_read_pfx_files_that_openssl_makes() {
         ]),
     );
     let pass = "pass:Renew-me:=#!1";
-    for extra in [None, Some("-legacy")] {
-        let out = f
-            .dir
-            .join(format!("openssl-made{}.pfx", extra.unwrap_or("")));
+    // Default (PBES2 AES-256, SHA-256 MAC), -legacy (RC2-40 certificate, 3DES key, SHA-1 MAC),
+    // no MAC (a wrong password is then found by decryption), and unencrypted bags (a plain key bag).
+    let variants: [&[&str]; 4] = [
+        &[],
+        &["-legacy"],
+        &["-nomac"],
+        &["-keypbe", "NONE", "-certpbe", "NONE"],
+    ];
+    for extra in variants {
+        let out = f.dir.join(format!("openssl-made{}.pfx", extra.concat()));
         let mut args = vec![
             "pkcs12",
             "-export",
@@ -383,6 +389,7 @@ fn we_read_pfx_files_that_openssl_makes() {
         ];
         args.extend(extra);
         must_succeed("openssl pkcs12 -export", openssl(&args));
+        println!("reading an OpenSSL PFX made with {extra:?}");
         let bytes = std::fs::read(&out).unwrap();
         let pw = PfxPassword::new("Renew-me:=#!1");
         let (k, c) = read_pfx(&bytes, &pw).expect("read openssl pfx");

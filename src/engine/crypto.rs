@@ -10,7 +10,9 @@
 //! - PFX files are written here, not by `p12-keystore`, because its writer draws salts and IVs
 //!   from `rand::random()` (a hidden thread RNG, `p12-keystore` 0.4.1 `codec.rs`). The writer
 //!   below takes every salt and IV from the caller's RNG, so the same seed gives the same bytes.
-//! - `p12-keystore` is used only to *read* PFX files ([`read_pfx`]), which needs no randomness.
+//! - PFX files are read here too ([`read_pfx`]), on the crates the writer uses: `p12-keystore`'s
+//!   reader (with `x509-parser` below it) weighed about 100 KB gzip in the page; it stays a
+//!   dev-dependency, the independent reader the tests check our files with.
 //!
 //! Every function returns [`CryptoError`] instead of panicking: a panic in WASM kills the page.
 
@@ -101,6 +103,9 @@ const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.
 const OID_ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
 const OID_PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 const OID_PBE_SHA1_3DES: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.3");
+const OID_PBE_SHA1_RC2_40: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.6");
+const OID_KEY_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
 const OID_SHROUDED_KEY_BAG: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.2");
 const OID_CERT_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
@@ -923,41 +928,108 @@ pub fn build_pfx<R: CryptoRng + ?Sized>(
 // ---------------------------------------------------------------------------------------------
 // PKCS#12 reader
 
-/// Opens a PFX (ours, OpenSSL's, keytool's, Windows') and returns its RSA key (canonical PKCS#8)
-/// and the certificate that matches it (by public key; `localKeyId` is not trusted alone).
-/// A MAC mismatch, or a decryption failure in a file without MAC, is [`CryptoError::WrongPassword`].
+/// The most PBKDF2 / PKCS#12 KDF iterations a PFX may ask for when read here (a file is never
+/// allowed to hang the page: 100 times OpenSSL's and Java's defaults, 20 times ours).
+pub const MAX_READ_ITERATIONS: u32 = 2_000_000;
+
+/// Opens a PFX (ours, OpenSSL's with or without `-legacy`, keytool's, Windows') and returns its
+/// RSA key (canonical PKCS#8) and the certificate that matches it (by public key; `localKeyId` is
+/// not trusted alone). Reads RFC 7292 password integrity mode: a MAC of HMAC-SHA-1 or HMAC-SHA-256
+/// (PKCS#12 KDF), safes in plain `data` or `encryptedData`, shrouded key bags, key bags and X.509
+/// certificate bags; encryption PBES2 (PBKDF2 + AES-CBC), pbeWithSHAAnd3-KeyTripleDES-CBC or
+/// pbeWithSHAAnd40BitRC2-CBC. A MAC mismatch, or a decryption failure in a file without MAC, is
+/// [`CryptoError::WrongPassword`]; other algorithms, or more than [`MAX_READ_ITERATIONS`], are
+/// [`CryptoError::UnsupportedPfx`].
 pub fn read_pfx(
     pfx: &[u8],
     password: &PfxPassword,
 ) -> Result<(PrivateKeyDer, Vec<u8>), CryptoError> {
-    use p12_keystore::error::Error as P12Error;
-
+    let password = password.expose();
     let outer = Pfx::from_der(pfx).map_err(|_| CryptoError::InvalidPfx)?;
+    if outer.auth_safe.content_type != OID_DATA {
+        // Public-key integrity mode (signedData): not a password-protected file.
+        return Err(CryptoError::UnsupportedPfx);
+    }
+    let auth_safe = outer
+        .auth_safe
+        .content
+        .decode_as::<OctetString>()
+        .map_err(|_| CryptoError::InvalidPfx)?;
+    let auth_safe = auth_safe.as_bytes();
     let has_mac = outer.mac_data.is_some();
-    let archive =
-        p12_keystore::Pkcs12Archive::from_pkcs12(pfx, password.expose()).map_err(|e| match e {
-            P12Error::MacError(_) => CryptoError::WrongPassword,
-            P12Error::UnpadError | P12Error::Pkcs5Error(_) if !has_mac => {
+    if let Some(mac) = &outer.mac_data {
+        verify_pkcs12_mac(mac, password, auth_safe)?;
+    }
+    let contents = Vec::<ContentInfo>::from_der(auth_safe).map_err(|_| CryptoError::InvalidPfx)?;
+    let mut keys: Vec<PrivateKeyDer> = Vec::new();
+    let mut certs: Vec<Vec<u8>> = Vec::new();
+    for ci in contents {
+        let safe = if ci.content_type == OID_DATA {
+            ci.content
+                .decode_as::<OctetString>()
+                .map_err(|_| CryptoError::InvalidPfx)?
+                .into_bytes()
+                .to_vec()
+        } else if ci.content_type == OID_ENCRYPTED_DATA {
+            let ed = ci
+                .content
+                .decode_as::<EncryptedData>()
+                .map_err(|_| CryptoError::InvalidPfx)?;
+            let ct = ed
+                .enc_content_info
+                .encrypted_content
+                .ok_or(CryptoError::InvalidPfx)?;
+            pbe_decrypt(
+                &ed.enc_content_info.content_enc_alg,
+                password,
+                ct.as_bytes(),
+                has_mac,
+            )?
+        } else {
+            // envelopedData (certificate-based privacy mode) and anything else: skipped.
+            continue;
+        };
+        let bags = Vec::<SafeBag>::from_der(&safe).map_err(|_| {
+            // Without a MAC, a wrong password can decrypt to garbage that still unpads.
+            if has_mac {
+                CryptoError::InvalidPfx
+            } else {
                 CryptoError::WrongPassword
             }
-            P12Error::UnsupportedEncryptionScheme
-            | P12Error::UnsupportedMacAlgorithm
-            | P12Error::InvalidParameters => CryptoError::UnsupportedPfx,
-            _ => CryptoError::InvalidPfx,
         })?;
-    if archive.keys.is_empty() {
-        return Err(CryptoError::PfxWithoutKey);
+        for bag in bags {
+            let value = explicit0_inner(&bag.bag_value)?;
+            if bag.bag_id == OID_SHROUDED_KEY_BAG {
+                let epki = EncryptedPrivateKeyInfo::from_der(value)
+                    .map_err(|_| CryptoError::InvalidPfx)?;
+                let der = pbe_decrypt(
+                    &epki.encryption_algorithm,
+                    password,
+                    epki.encrypted_data.as_bytes(),
+                    has_mac,
+                )?;
+                keys.push(PrivateKeyDer::new(der));
+            } else if bag.bag_id == OID_KEY_BAG {
+                keys.push(PrivateKeyDer::new(value.to_vec()));
+            } else if bag.bag_id == OID_CERT_BAG {
+                let cb = CertBag::from_der(value).map_err(|_| CryptoError::InvalidPfx)?;
+                if cb.cert_id == OID_X509_CERT {
+                    certs.push(cb.cert_value.as_bytes().to_vec());
+                }
+            }
+        }
     }
-    let key = archive
-        .keys
-        .iter()
-        .find_map(|bag| parse_private_key(&PrivateKeyDer::new(bag.key.as_der().to_vec())).ok())
-        .ok_or(CryptoError::PfxWithoutKey)?;
+    let key = keys.iter().find_map(|k| parse_private_key(k).ok()).ok_or(
+        if keys.is_empty() || has_mac {
+            CryptoError::PfxWithoutKey
+        } else {
+            // No MAC: a wrong password can decrypt to garbage that happens to unpad.
+            CryptoError::WrongPassword
+        },
+    )?;
     let public = key.public_key();
-    let cert = archive
-        .certs
-        .iter()
-        .map(|bag| bag.cert.as_der())
+    let cert = certs
+        .into_iter()
         .find(|der| {
             Certificate::from_der(der)
                 .ok()
@@ -965,7 +1037,132 @@ pub fn read_pfx(
                 .is_some_and(|p| p == public)
         })
         .ok_or(CryptoError::PfxWithoutCertificate)?;
-    Ok((key.to_pkcs8()?, cert.to_vec()))
+    Ok((key.to_pkcs8()?, cert))
+}
+
+/// The value inside a SafeBag's `[0] EXPLICIT` wrapper (the `pkcs12` crate's decoder keeps the
+/// wrapper in `bag_value`; its encoder adds it).
+fn explicit0_inner(tlv: &[u8]) -> Result<&[u8], CryptoError> {
+    use der::Tagged as _;
+    match der::asn1::AnyRef::from_der(tlv) {
+        Ok(any)
+            if any.tag()
+                == der::Tag::ContextSpecific {
+                    constructed: true,
+                    number: der::TagNumber(0),
+                } =>
+        {
+            Ok(any.value())
+        }
+        Ok(_) => Ok(tlv),
+        Err(_) => Err(CryptoError::InvalidPfx),
+    }
+}
+
+fn checked_iterations(n: i64) -> Result<u32, CryptoError> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_READ_ITERATIONS).contains(&n) => Ok(n),
+        _ => Err(CryptoError::UnsupportedPfx),
+    }
+}
+
+/// Checks the PFX's MAC over the authenticated safe (RFC 7292 Appendix B key, HMAC).
+fn verify_pkcs12_mac(mac: &MacData, password: &str, data: &[u8]) -> Result<(), CryptoError> {
+    let rounds = checked_iterations(i64::from(mac.iterations))? as i32;
+    let salt = mac.mac_salt.as_bytes();
+    let want = mac.mac.digest.as_bytes();
+    let alg = mac.mac.algorithm.oid;
+    let ok = if alg == OID_SHA1 {
+        let key = kdf::derive_key_utf8::<Sha1>(password, salt, kdf::Pkcs12KeyType::Mac, rounds, 20)
+            .map_err(|_| CryptoError::InvalidPfx)?;
+        let mut m =
+            hmac::Hmac::<Sha1>::new_from_slice(&key).map_err(|_| CryptoError::InvalidPfx)?;
+        m.update(data);
+        m.verify_slice(want).is_ok()
+    } else if alg == OID_SHA256 {
+        let key =
+            kdf::derive_key_utf8::<Sha256>(password, salt, kdf::Pkcs12KeyType::Mac, rounds, 32)
+                .map_err(|_| CryptoError::InvalidPfx)?;
+        let mut m =
+            hmac::Hmac::<Sha256>::new_from_slice(&key).map_err(|_| CryptoError::InvalidPfx)?;
+        m.update(data);
+        m.verify_slice(want).is_ok()
+    } else {
+        return Err(CryptoError::UnsupportedPfx);
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CryptoError::WrongPassword)
+    }
+}
+
+/// Decrypts with the PBE `alg` names. A padding failure is the wrong password when the file has no
+/// MAC to say so first; with a MAC that passed, it is a damaged file.
+fn pbe_decrypt(
+    alg: &AlgorithmIdentifierOwned,
+    password: &str,
+    ct: &[u8],
+    has_mac: bool,
+) -> Result<Vec<u8>, CryptoError> {
+    use cbc::cipher::{BlockModeDecrypt, InnerIvInit};
+    let failed = || {
+        if has_mac {
+            CryptoError::InvalidPfx
+        } else {
+            CryptoError::WrongPassword
+        }
+    };
+    if alg.oid == OID_PBES2 {
+        let scheme = pkcs5::EncryptionScheme::try_from(alg.to_der()?.as_slice())
+            .map_err(|_| CryptoError::UnsupportedPfx)?;
+        match &scheme {
+            pkcs5::EncryptionScheme::Pbes2(p) => match &p.kdf {
+                pkcs5::pbes2::Kdf::Pbkdf2(k) => {
+                    checked_iterations(i64::from(k.iteration_count))?;
+                }
+                _ => return Err(CryptoError::UnsupportedPfx),
+            },
+            _ => return Err(CryptoError::UnsupportedPfx),
+        }
+        return scheme
+            .decrypt(password.as_bytes(), ct)
+            .map_err(|e| match e {
+                pkcs5::Error::DecryptFailed => failed(),
+                _ => CryptoError::UnsupportedPfx,
+            });
+    }
+    let legacy_3des = alg.oid == OID_PBE_SHA1_3DES;
+    if !legacy_3des && alg.oid != OID_PBE_SHA1_RC2_40 {
+        return Err(CryptoError::UnsupportedPfx);
+    }
+    let params = alg
+        .parameters
+        .as_ref()
+        .ok_or(CryptoError::InvalidPfx)?
+        .decode_as::<Pkcs12PbeParams>()
+        .map_err(|_| CryptoError::InvalidPfx)?;
+    let rounds = checked_iterations(i64::from(params.iterations))? as i32;
+    let salt = params.salt.as_bytes();
+    let derive = |kind, len| {
+        kdf::derive_key_utf8::<Sha1>(password, salt, kind, rounds, len)
+            .map_err(|_| CryptoError::InvalidPfx)
+    };
+    let iv = derive(kdf::Pkcs12KeyType::Iv, 8)?;
+    if legacy_3des {
+        let key = derive(kdf::Pkcs12KeyType::EncryptionKey, 24)?;
+        cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .map_err(|_| CryptoError::InvalidPfx)?
+            .decrypt_padded_vec::<Pkcs7>(ct)
+            .map_err(|_| failed())
+    } else {
+        let key = derive(kdf::Pkcs12KeyType::EncryptionKey, 5)?;
+        let rc2 = rc2::Rc2::new_with_eff_key_len(&key, 40);
+        cbc::Decryptor::<rc2::Rc2>::inner_iv_slice_init(rc2, &iv)
+            .map_err(|_| CryptoError::InvalidPfx)?
+            .decrypt_padded_vec::<Pkcs7>(ct)
+            .map_err(|_| failed())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1662,6 +1859,23 @@ mod tests {
     // and with Java 17 keytool (PBES2 AES-256, HmacPBESHA256 MAC, "Time …" localKeyId):
     //   keytool -importkeystore -srckeystore pfx_openssl_aes.p12 -destkeystore pfx_keytool.p12 …
     const FIXTURE_PASSWORD: &str = "Test-pass:1=#!";
+
+    #[test]
+    fn read_pfx_refuses_iteration_counts_that_would_hang_the_page() {
+        let pfx = build_pfx(key(), cert(), &password(), PfxKind::Legacy, CN, &mut rng(9)).unwrap();
+        let mut outer = Pfx::from_der(&pfx).unwrap();
+        outer.mac_data.as_mut().unwrap().iterations = MAX_READ_ITERATIONS as i32 + 1;
+        let hostile = outer.to_der().unwrap();
+        assert_eq!(
+            read_pfx(&hostile, &password()).unwrap_err(),
+            CryptoError::UnsupportedPfx
+        );
+        outer.mac_data.as_mut().unwrap().iterations = 0;
+        assert_eq!(
+            read_pfx(&outer.to_der().unwrap(), &password()).unwrap_err(),
+            CryptoError::UnsupportedPfx
+        );
+    }
 
     #[test]
     fn read_pfx_made_by_openssl_and_keytool() {

@@ -758,7 +758,7 @@ fn json_value(src: &mut Source, depth: u32) -> Value {
         _ => {
             let mut m = Map::new();
             for _ in 0..src.below(7) {
-                let k = if src.byte() % 8 == 0 {
+                let k = if src.byte().is_multiple_of(8) {
                     src.text(8)
                 } else {
                     src.pick(KEYS).to_string()
@@ -791,19 +791,19 @@ struct Answer {
 }
 
 fn answer(src: &mut Source) -> Answer {
-    let status = if src.byte() % 16 == 0 {
+    let status = if src.byte().is_multiple_of(16) {
         src.u16()
     } else {
         src.pick(STATUSES)
     };
     let mut headers = Vec::new();
-    if src.byte() % 4 == 0 {
+    if src.byte().is_multiple_of(4) {
         headers.push((
             "Retry-After".to_string(),
             src.pick(RETRY_AFTERS).to_string(),
         ));
     }
-    if src.byte() % 8 == 0 {
+    if src.byte().is_multiple_of(8) {
         headers.push(("request-id".to_string(), src.text(12)));
     }
     let body = match src.byte() % 8 {
@@ -836,7 +836,7 @@ impl HttpClient for ScriptedGraph<'_> {
         );
         assert!(req.get_header("client-request-id").is_some());
         let mut src = self.src.borrow_mut();
-        let out = if src.is_empty() || src.byte() % 32 == 0 {
+        let out = if src.is_empty() || src.byte().is_multiple_of(32) {
             Err(TransportError("scripted drop".into()))
         } else if req.url.ends_with("/$batch") {
             let body: Value =
@@ -851,7 +851,7 @@ impl HttpClient for ScriptedGraph<'_> {
                 !ids.is_empty() && ids.len() <= 20,
                 "a $batch holds 1..=20 requests"
             );
-            if src.byte() % 8 == 0 {
+            if src.byte().is_multiple_of(8) {
                 let a = answer(&mut src);
                 Ok(HttpResponse {
                     status: a.status,
@@ -878,7 +878,7 @@ impl HttpClient for ScriptedGraph<'_> {
                     parts.push(
                         json!({"id": id, "status": a.status, "headers": headers, "body": body}),
                     );
-                    if src.byte() % 16 == 0 {
+                    if src.byte().is_multiple_of(16) {
                         let dup = parts[parts.len() - 1].clone();
                         parts.push(dup);
                     }
@@ -945,7 +945,7 @@ fn plan_from(src: &mut Source) -> Plan {
             if src.byte() & 1 == 1 {
                 spec.certificate = Some(new_cert());
             }
-            if src.byte() % 4 == 0 {
+            if src.byte().is_multiple_of(4) {
                 spec.resume = Some(ResumeInfo {
                     run_id: "r0".into(),
                     undelivered_secret_key_ids: vec![KeyId::new(
