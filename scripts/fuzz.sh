@@ -16,7 +16,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 SECONDS_EACH=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(redirect properties graph_response driver pkcs12)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(redirect properties graph_response driver pkcs12 pfx_read)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "[fuzz] cargo install cargo-fuzz (about 2 minutes)" >&2

@@ -48,3 +48,13 @@ proptest! {
         invariants::pfx(&name, &password, kind, &rng);
     }
 }
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Damaged and arbitrary files given to the reader (renew reads an uploaded PFX).
+    #[test]
+    fn prop_pfx_read_hostile_files(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        invariants::pfx_read(&data);
+    }
+}

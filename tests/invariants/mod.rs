@@ -1174,3 +1174,60 @@ pub fn pfx(friendly_name: &str, password: &str, kind: PfxKind, rng_bytes: &[u8])
         assert_eq!(read_pfx(&pfx, &wrong), Err(CryptoError::WrongPassword));
     }
 }
+
+/// The password of the PFX fixtures below.
+const READ_FIXTURE_PASSWORD: &str = "Read-fixture-1";
+
+/// Legacy PFX files (cheap to read: 2,048 iterations) of the fixture key and certificate: with
+/// their MAC, and the same file with the MAC taken off (so damage reaches decryption and bag
+/// parsing instead of stopping at the MAC).
+fn read_fixtures() -> &'static [Vec<u8>; 2] {
+    static F: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
+    F.get_or_init(|| {
+        use der::{Decode as _, Encode as _};
+        let (key, cert) = fixture_key_and_cert();
+        let pw = PfxPassword::new(READ_FIXTURE_PASSWORD);
+        let with_mac = build_pfx(
+            key,
+            cert,
+            &pw,
+            PfxKind::Legacy,
+            "fixture",
+            &mut PlaybackRng::new(&[7; 64]),
+        )
+        .expect("fixture pfx");
+        let mut outer = pkcs12::pfx::Pfx::from_der(&with_mac).expect("fixture parses");
+        outer.mac_data = None;
+        let without_mac = outer.to_der().expect("fixture re-encodes");
+        [with_mac, without_mac]
+    })
+}
+
+/// `read_pfx` on hostile files (the page reads a PFX the admin uploads to renew): `data` picks a
+/// fixture (with or without MAC) and damages it (byte edits, a cut), or is itself the file. The
+/// reader never panics, and whatever it accepts is a key with its own certificate.
+pub fn pfx_read(data: &[u8]) {
+    let mut src = Source::new(data);
+    let pw = PfxPassword::new(READ_FIXTURE_PASSWORD);
+    let file: Vec<u8> = match src.byte() % 3 {
+        0 => src.rest().to_vec(),
+        n => {
+            let mut f = read_fixtures()[usize::from(n - 1)].clone();
+            for _ in 0..src.below(8) {
+                let at = usize::from(src.u16()) % f.len();
+                f[at] = src.byte();
+            }
+            if src.byte().is_multiple_of(4) {
+                let cut = usize::from(src.u16()) % (f.len() + 1);
+                f.truncate(cut);
+            }
+            f
+        }
+    };
+    if let Ok((key, cert)) = read_pfx(&file, &pw) {
+        let sig = m365_registrator::engine::crypto::sign_rs256(&key, b"pair")
+            .expect("an accepted key signs");
+        m365_registrator::engine::crypto::verify_rs256(&cert, b"pair", &sig)
+            .expect("the accepted certificate is the key's");
+    }
+}
