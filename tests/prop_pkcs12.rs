@@ -1,6 +1,7 @@
 //! Property tests of the PKCS#12 writer (`engine::crypto::build_pfx`): any friendly name,
 //! password, kind and RNG bytes; the invariants live in `tests/invariants` (shared with `fuzz/`).
-//! Few cases: a modern PFX costs 3 x 100,000 PBKDF2 rounds to write and as many to read.
+//! Few cases: a modern PFX costs 2 x 10,000 PBKDF2 rounds and a 2,048-round MAC to write, as many
+//! to read.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod invariants;
