@@ -109,6 +109,36 @@ impl Sleep for TimeoutSleep {
     }
 }
 
+/// Runs `f` when the page is being left (reload, navigation, tab closed): `pagehide`.
+pub fn on_pagehide(f: impl Fn() + 'static) {
+    let Some(w) = window() else { return };
+    let cb = Closure::<dyn Fn()>::new(f);
+    let _ = w.add_event_listener_with_callback("pagehide", cb.as_ref().unchecked_ref());
+    cb.forget();
+}
+
+/// localStorage, shared by the tabs of this origin: only the add-app run records (run id, secret
+/// key ids delivered, complete, last sign of life) live here, so that a tab cannot undo another's
+/// run. Never a secret, token or key.
+pub mod local {
+    fn storage() -> Option<web_sys::Storage> {
+        super::window()?.local_storage().ok().flatten()
+    }
+    pub fn get(key: &str) -> Option<String> {
+        storage()?.get_item(key).ok().flatten()
+    }
+    pub fn set(key: &str, value: &str) {
+        if let Some(s) = storage() {
+            let _ = s.set_item(key, value);
+        }
+    }
+    pub fn remove(key: &str) {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(key);
+        }
+    }
+}
+
 /// sessionStorage: only non-secret records (pending sign-in, UI choices) live here.
 pub mod session {
     fn storage() -> Option<web_sys::Storage> {

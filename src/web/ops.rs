@@ -571,6 +571,86 @@ pub fn preview_plan(st: St) -> Option<(Vec<PlannedStep>, Vec<String>)> {
     Some((plan.steps, perms))
 }
 
+/// What every tab sees of a run (localStorage, key `m365reg.run.<run id>`): a duplicated tab
+/// copies the sessionStorage record of a run another tab is doing or has done, and must neither
+/// resume it while it lives nor remove the secret that tab delivered.
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone)]
+struct SharedRun {
+    delivered: Vec<KeyId>,
+    complete: bool,
+    /// `Date.now()` of the running page's last sign of life; 0 once it has left.
+    alive_ms: f64,
+}
+
+/// How long a running page's sign of life counts (it renews it every [`HEARTBEAT_MS`]).
+const ALIVE_FOR_MS: f64 = 15_000.0;
+const HEARTBEAT_MS: u64 = 4_000;
+
+fn shared_key(run_id: &str) -> String {
+    format!("m365reg.run.{run_id}")
+}
+
+fn load_shared(run_id: &str) -> Option<SharedRun> {
+    adapters::local::get(&shared_key(run_id)).and_then(|s| serde_json::from_str(&s).ok())
+}
+
+fn update_shared(run_id: &str, f: impl FnOnce(&mut SharedRun)) {
+    let mut r = load_shared(run_id).unwrap_or_default();
+    f(&mut r);
+    if let Ok(s) = serde_json::to_string(&r) {
+        adapters::local::set(&shared_key(run_id), &s);
+    }
+}
+
+/// Whether this page is running a run now (its id), for the heartbeat and `pagehide`.
+fn live_run_id() -> Option<String> {
+    LIVE_RUN.with(|l| l.borrow().clone())
+}
+
+thread_local! {
+    static LIVE_RUN: RefCell<Option<String>> = const { RefCell::new(None) };
+    static PAGEHIDE_HOOKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks `run_id` alive now and every [`HEARTBEAT_MS`] while this page runs it or holds its
+/// secret not yet downloaded; leaving the page (reload, close) marks it not alive, so the same tab
+/// can resume it after a reload, and another tab only once this one is gone.
+fn start_heartbeat(st: St, run_id: &str) {
+    LIVE_RUN.with(|l| *l.borrow_mut() = Some(run_id.to_string()));
+    update_shared(run_id, |r| r.alive_ms = adapters::now_ms());
+    if !PAGEHIDE_HOOKED.with(|h| h.replace(true)) {
+        adapters::on_pagehide(|| {
+            if let Some(id) = live_run_id() {
+                update_shared(&id, |r| r.alive_ms = 0.0);
+            }
+        });
+    }
+    let id = run_id.to_string();
+    leptos::task::spawn_local(async move {
+        loop {
+            crate::engine::http::Sleep::sleep(&TimeoutSleep, HEARTBEAT_MS).await;
+            if live_run_id().as_deref() != Some(id.as_str()) {
+                break;
+            }
+            let holding = st.creds.with_untracked(|c| c.is_some()) && !st.delivered.get_untracked();
+            if !st.running.get_untracked() && !holding {
+                LIVE_RUN.with(|l| *l.borrow_mut() = None);
+                if load_shared(&id).is_some() {
+                    update_shared(&id, |r| r.alive_ms = 0.0);
+                }
+                break;
+            }
+            update_shared(&id, |r| r.alive_ms = adapters::now_ms());
+        }
+    });
+}
+
+/// The run is finished and every secret it made is downloaded: no tab needs its record.
+fn forget_run(run_id: &str) {
+    session::remove(RUN_KEY);
+    adapters::local::remove(&shared_key(run_id));
+}
+
 fn load_run() -> Option<SavedRun> {
     session::get(RUN_KEY).and_then(|s| serde_json::from_str(&s).ok())
 }
@@ -710,8 +790,34 @@ async fn create(st: St) {
     st.finished.set(None);
     st.notices.set(Vec::new());
 
-    // A run interrupted by a reload: resume it (its undelivered secrets are removed).
-    let previous = load_run().filter(|r| !r.complete);
+    // A run interrupted by a reload: resume it (its undelivered secrets are removed). The record
+    // may be a copy made when this tab was duplicated from another: what every tab sees decides.
+    let mut previous = load_run().filter(|r| !r.complete);
+    if let Some(p) = previous.as_mut() {
+        match load_shared(&p.run_id) {
+            // Finished (or never known to the tabs): nothing to resume, nothing to remove.
+            None | Some(SharedRun { complete: true, .. }) => {
+                session::remove(RUN_KEY);
+                previous = None;
+            }
+            Some(shared) if adapters::now_ms() - shared.alive_ms < ALIVE_FOR_MS => {
+                st.error.set(Some(UiError {
+                    kind: "other-tab",
+                    title: "This app is being set up in another tab".into(),
+                    advice: "Another tab of this page is running Create, or holds the new credentials not yet downloaded. Finish there and download the files from that tab; then close this one. (If that tab is gone, wait 15 seconds and press Create again here.)".into(),
+                    diagnostics: None,
+                }));
+                return;
+            }
+            Some(shared) => {
+                for k in shared.delivered {
+                    if !p.delivered.contains(&k) {
+                        p.delivered.push(k);
+                    }
+                }
+            }
+        }
+    }
     let resume = previous.as_ref().map(|r| ResumeInfo {
         run_id: r.run_id.clone(),
         undelivered_secret_key_ids: r
@@ -780,13 +886,18 @@ async fn create(st: St) {
         run_id: run_id.clone(),
         ..Default::default()
     });
+    // The run this one resumes is now this tab's: its shared record goes.
+    if let Some(p) = &previous {
+        adapters::local::remove(&shared_key(&p.run_id));
+    }
+    st.running.set(true);
+    start_heartbeat(st, &run_id);
 
     let endpoints: Endpoints = d.endpoints();
     let ctx = GraphCtx {
         base: endpoints.graph_v1(),
         token: session.token.clone(),
     };
-    st.running.set(true);
     let mut rand = || {
         let b = adapters::random_array::<4>().unwrap_or([7, 7, 7, 7]);
         u32::from_le_bytes(b)
@@ -840,8 +951,9 @@ async fn create(st: St) {
             RUN.with(|r| *r.borrow_mut() = RunState::new());
             let mut r = load_run().unwrap_or_default();
             r.complete = true;
+            update_shared(&run_id, |s| s.complete = true);
             if r.created.iter().all(|k| r.delivered.contains(k)) {
-                session::remove(RUN_KEY);
+                forget_run(&run_id);
             } else {
                 store_run(&r);
             }
@@ -921,8 +1033,13 @@ fn mark_delivered(st: St) {
             if !r.delivered.contains(&c.secret_key_id) {
                 r.delivered.push(c.secret_key_id.clone());
             }
+            update_shared(&r.run_id, |s| {
+                if !s.delivered.contains(&c.secret_key_id) {
+                    s.delivered.push(c.secret_key_id.clone());
+                }
+            });
             if r.complete && r.created.iter().all(|k| r.delivered.contains(k)) {
-                session::remove(RUN_KEY);
+                forget_run(&r.run_id);
             } else {
                 store_run(&r);
             }
