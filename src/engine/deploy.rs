@@ -126,10 +126,10 @@ pub fn parse_deploy_config(text: &str) -> Result<DeployConfig, DeployError> {
         c.graph_host = Some(check_origin("graph_host", &h)?);
     }
     if let Some(n) = non_empty(raw.app_name) {
-        if n.chars().count() > 64 || n.chars().any(|ch| ch.is_control() || ch == '\'') {
+        if let Some(problem) = crate::engine::provision::app_name_problem(&n) {
             return Err(DeployError::BadValue {
                 key: "app_name",
-                problem: "must be 1-64 characters without quotes".into(),
+                problem: problem.into(),
             });
         }
         c.app_name = n;

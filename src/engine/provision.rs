@@ -47,6 +47,26 @@ use crate::engine::secret::{AppId, ClientSecret, KeyId, ObjectId, PrivateKeyDer}
 
 /// Default name of the plugin's app (product.md).
 pub const DEFAULT_APP_NAME: &str = "bacula-m365-plugin-standalone";
+/// Why `name` cannot be the app's name, in a sentence that says what to do; `None` when it can.
+/// The name is the app's `uniqueName` and display name in Entra, the certificate's common name
+/// (at most 64 characters) and the stem of the `.pfx` file whose path the .conf holds, so it is
+/// kept to characters every file system, zip tool and OData key accepts as they are.
+pub fn app_name_problem(name: &str) -> Option<&'static str> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let starts_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > 64 || !starts_ok || !name.chars().all(ok_char) {
+        Some(
+            "Use 1 to 64 characters: letters, digits, '-', '_' and '.', starting with a letter or \
+             digit (the name is used in Entra, in the certificate and as the .pfx file name).",
+        )
+    } else {
+        None
+    }
+}
+
 /// The registrator's application id (the spec, B-1).
 pub const REGISTRATOR_APP_ID: &str = "8ed4fad3-3f63-44fb-b7e0-e324895d7df9";
 /// Credentials made by this tool carry this prefix in their `displayName`.
@@ -2531,6 +2551,29 @@ fn next_delete(plan: &Plan, f: &Facts) -> Result<Next, Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn app_names() {
+        for ok in [DEFAULT_APP_NAME, "a", "Bacula.M365_2", &"a".repeat(64)] {
+            assert_eq!(super::app_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a:b*c?\"<>|",
+            "-x",
+            ".x",
+            "a b",
+            "x'y",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(super::app_name_problem(bad).is_some(), "{bad}");
+        }
+    }
     use super::*;
     use crate::engine::http::{HttpRequest, HttpResponse};
     use crate::engine::secret::AccessToken;

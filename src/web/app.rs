@@ -350,7 +350,11 @@ fn Review() -> impl IntoView {
                 <div class="grid">
                     <label for="app-name">"App name"</label>
                     <input id="app-name" type="text" data-testid="app-name" prop:value=move || st.opts.with(|o| o.app_name.clone())
+                        aria-describedby="app-name-message"
                         on:change=move |ev| { st.opts.update(|o| o.app_name = event_target_value(&ev).trim().to_string()); ops::save_ui(st); } />
+                    {move || st.opts.with(|o| crate::engine::provision::app_name_problem(&o.app_name)).map(|m| view! {
+                        <p id="app-name-message" class="field-error" data-testid="app-name-message" role="alert">{m}</p>
+                    })}
                     <label for="secret-months">"Secret lifetime (months)"</label>
                     <input id="secret-months" type="number" min="1" max="24" data-testid="secret-months"
                         prop:value=move || st.opts.with(|o| o.secret_months.to_string())
@@ -384,8 +388,12 @@ fn Review() -> impl IntoView {
                     </details>
                 })}
             </div>
+            {move || st.opts.with(|o| crate::engine::provision::app_name_problem(&o.app_name)).map(|m| view! {
+                <p class="field-error" data-testid="create-blocked">{format!("The app name in Options cannot be used. {m}")}</p>
+            })}
             <button class="primary" data-testid="create-button"
                 disabled=move || st.running.get() || st.generating.get()
+                    || st.opts.with(|o| crate::engine::provision::app_name_problem(&o.app_name).is_some())
                 on:click=move |_| ops::start_create(st)>
                 {move || if st.running.get() || st.generating.get() { "Working…" } else { "Create the app and credentials" }}
             </button>

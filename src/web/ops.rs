@@ -665,6 +665,18 @@ pub fn start_create(st: St) {
     if st.running.get_untracked() || st.generating.get_untracked() {
         return;
     }
+    if let Some(problem) = st
+        .opts
+        .with_untracked(|o| provision::app_name_problem(&o.app_name))
+    {
+        st.error.set(Some(UiError {
+            kind: "input",
+            title: "The app name cannot be used".into(),
+            advice: format!("{problem} Change it under Options."),
+            diagnostics: None,
+        }));
+        return;
+    }
     leptos::task::spawn_local(create(st));
 }
 

@@ -386,3 +386,49 @@ for (const row of TENANTS) {
     await checkCommon(s, {});
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The app name (Options): it names the app in Entra, the certificate and the .pfx file whose path
+// the .conf holds, so a name a file system, a zip tool or OData would change is refused up front
+// (found by a helper trying to break the page: such names gave a .conf pointing to a file that did
+// not exist, or failed after Graph calls with a message blaming the browser).
+
+const APP_NAMES = [
+  { name: 'empty', input: '' },
+  { name: 'a path', input: '../x' },
+  { name: 'Windows path separators', input: '..\\..\\evil' },
+  { name: 'file-system specials', input: 'a:b*c?"<>|' },
+  { name: 'a space', input: 'bacula plugin' },
+  { name: '65 characters', input: 'a'.repeat(65) },
+  { name: 'a valid name', input: 'bacula-m365_test.2', ok: true },
+];
+
+test('app name: refused up front unless it is safe everywhere it is used', { timeout: 120_000 }, async (t) => {
+  const s = await h.openPage(browser, emu);
+  t.after(() => s.close());
+  const { page } = s;
+  await s.goto();
+  await h.signIn(page, h.ADMIN);
+  await page.getByTestId('plan').waitFor();
+  await page.locator('details.options > summary').click();
+  const seq0 = Math.max(0, ...(await h.emulatorLog(emu)).map((e) => e.seq));
+  for (const row of APP_NAMES) {
+    const input = page.getByTestId('app-name');
+    await input.fill(row.input);
+    await input.press('Tab');
+    if (row.ok) {
+      await page.getByTestId('app-name-message').waitFor({ state: 'detached' });
+      assert.equal(await page.getByTestId('create-button').isEnabled(), true, `${row.name}: Create is offered`);
+      assert.equal(await page.getByTestId('create-blocked').count(), 0, `${row.name}: nothing blocks Create`);
+    } else {
+      const msg = (await page.getByTestId('app-name-message').textContent()).trim();
+      assert.match(msg, /1 to 64 characters/, `${row.name}: ${msg}`);
+      assert.equal(await page.getByTestId('create-button').isDisabled(), true, `${row.name}: Create is not offered`);
+      assert.match(await page.getByTestId('create-blocked').textContent(), /app name in Options/, `${row.name}: said beside Create`);
+      await page.getByTestId('create-button').click({ force: true }).catch(() => {});
+    }
+  }
+  const calls = h.graphRequests(await h.emulatorLog(emu), seq0);
+  assert.deepEqual(calls.map((e) => `${e.method} ${e.path}`), [], 'no Graph call was made for a refused name');
+  await s.assertHealthy();
+});
