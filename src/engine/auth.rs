@@ -484,6 +484,11 @@ pub enum RedirectErrorKind {
     InvalidGrant,
     /// The PKCE verifier does not match the challenge (AADSTS501481, 50148).
     PkceMismatch,
+    /// Entra wants a step the sign-in did not complete: multi-factor authentication or its
+    /// registration (AADSTS50076, 50079, 50074), or `interaction_required`.
+    MfaRequired,
+    /// A Conditional Access policy blocked the sign-in (AADSTS53000, 53001, 53002, 53003).
+    ConditionalAccess,
     /// Entra is temporarily unable to answer (`temporarily_unavailable`, `server_error`, 5xx,
     /// 429).
     Transient,
@@ -536,6 +541,16 @@ impl RedirectErrorKind {
             RedirectErrorKind::PkceMismatch => {
                 "The sign-in could not be completed (the proof key did not match), often because \
                  it was started in another tab. Sign in again from this tab."
+            }
+            RedirectErrorKind::MfaRequired => {
+                "Microsoft asks for a step this sign-in did not complete, usually multi-factor \
+                 authentication or registering for it. Sign in again and complete every prompt \
+                 Microsoft shows."
+            }
+            RedirectErrorKind::ConditionalAccess => {
+                "A Conditional Access policy of your tenant blocked this sign-in (device, \
+                 location or application rules). Sign in from a device and network your policies \
+                 allow, or ask the policy's owner to allow this registrator."
             }
             RedirectErrorKind::Transient => {
                 "Microsoft's sign-in service is temporarily unavailable. Wait a minute and try \
@@ -590,6 +605,8 @@ fn classify(
         }
         Some(501481 | 50148) => return K::PkceMismatch,
         Some(54005 | 70008) => return K::InvalidGrant,
+        Some(50076 | 50079 | 50074) => return K::MfaRequired,
+        Some(53000..=53003) => return K::ConditionalAccess,
         _ => {}
     }
     if subcode.is_some_and(|s| s.eq_ignore_ascii_case("cancel")) {
@@ -598,6 +615,7 @@ fn classify(
     match error {
         "temporarily_unavailable" | "server_error" => return K::Transient,
         "invalid_grant" => return K::InvalidGrant,
+        "interaction_required" | "mfa_required" => return K::MfaRequired,
         _ => {}
     }
     match status {
@@ -1378,6 +1396,32 @@ mod tests {
         ] {
             assert!(e.advice().len() > 20);
         }
+    }
+
+    #[test]
+    fn mfa_and_conditional_access_are_said_as_such() {
+        let kind = |q: &str| match parse_redirect(q, "") {
+            Redirect::Error(e) => e.kind(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            kind("error=interaction_required&error_description=AADSTS50076%3A+MFA&state=s"),
+            RedirectErrorKind::MfaRequired
+        );
+        assert_eq!(
+            kind("error=interaction_required&state=s"),
+            RedirectErrorKind::MfaRequired
+        );
+        assert_eq!(
+            kind("error=access_denied&error_description=AADSTS53003%3A+blocked&state=s"),
+            RedirectErrorKind::ConditionalAccess
+        );
+        assert!(RedirectErrorKind::MfaRequired
+            .advice()
+            .contains("Sign in again"));
+        assert!(RedirectErrorKind::ConditionalAccess
+            .advice()
+            .contains("Conditional Access"));
     }
 
     #[test]

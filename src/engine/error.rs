@@ -222,6 +222,8 @@ fn entra_kind(e: &EntraError) -> ErrorKind {
         | EntraErrorKind::OtherTenant
         | EntraErrorKind::InvalidGrant
         | EntraErrorKind::PkceMismatch
+        | EntraErrorKind::MfaRequired
+        | EntraErrorKind::ConditionalAccess
         | EntraErrorKind::Other => ErrorKind::SignInAgain,
     }
 }

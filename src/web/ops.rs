@@ -292,6 +292,17 @@ async fn handle_redirect(st: St, redirect: Redirect) {
                 .map(|p| p.kind == "signin")
                 .unwrap_or(false);
             if is_signin && check == StateCheck::Match {
+                // Microsoft's own words beside the advice (the full details stay in diagnostics).
+                let advice = match e.description.as_deref() {
+                    Some(d) if !d.trim().is_empty() => {
+                        let mut said: String = d.chars().take(300).collect();
+                        if said.len() < d.len() {
+                            said.push('…');
+                        }
+                        format!("{advice} Microsoft's message: {said}")
+                    }
+                    _ => advice,
+                };
                 st.signin_error.set(Some(UiError {
                     kind: "sign-in",
                     title: if kind == auth::RedirectErrorKind::Cancelled {

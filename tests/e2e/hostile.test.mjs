@@ -235,6 +235,11 @@ const REDIRECTS = [
   { name: 'a NUL code, genuine sign-in state: redeemed and refused', pending: 'signin', url: (st) => `?code=%00&state=${encodeURIComponent(st)}`, tokenCall: true, expect: { panel: 'sign-in' } },
   { name: 'broken percent-encoding in parameter names: not OAuth', url: () => '?co%de=1&st%zzate=2&%=%', expect: { start: true } },
 
+  // Sign-in errors Microsoft gives for a tenant's policies (found by a helper: said only in the
+  // collapsed diagnostics, with generic advice).
+  { name: 'MFA required on sign-in, genuine sign-in state', pending: 'signin', url: (st) => '?' + enc([['error', 'interaction_required'], ['error_description', 'AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication.'], ['state', st]]), expect: { panel: 'sign-in', advice: /complete every prompt.*Microsoft's message: AADSTS50076/i } },
+  { name: 'Conditional Access block on sign-in, genuine sign-in state', pending: 'signin', url: (st) => '?' + enc([['error', 'access_denied'], ['error_description', 'AADSTS53003: Access has been blocked by Conditional Access policies.'], ['state', st]]), expect: { panel: 'sign-in', advice: /Conditional Access policy.*AADSTS53003/i } },
+
   // Fragment versus query
   { name: 'a consent answer in the fragment (Entra uses the query), genuine state: accepted', pending: 'consent', url: (st) => '#' + enc([['admin_consent', 'True'], ['tenant', 'contoso.onmicrosoft.com'], ['state', st]]), expect: { consent: 'success' } },
   { name: 'a code in the query and in the fragment', pending: 'signin', url: (st) => `?${enc([['code', CODE], ['state', st]])}#${enc([['code', CODE + 'f'], ['state', st]])}`, secrets: [CODE], expect: { panel: 'malformed', advice: /sign in again/i } },
