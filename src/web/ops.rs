@@ -195,6 +195,23 @@ pub async fn boot(st: St) {
     handle_redirect(st, redirect).await;
 }
 
+/// A consent answer whose `tenant` is not the tenant the consent was started for: Entra answers
+/// with the tenant id, so this is sure only when a tenant id was entered; a value that is no tenant
+/// at all is said too. `None` when nothing is wrong or nothing can be told.
+fn consent_tenant_problem(asked: &str, returned: Option<&str>) -> Option<String> {
+    let returned = returned?.trim();
+    match parse_tenant(returned) {
+        Err(_) => Some(
+            "Microsoft's answer names no valid tenant, so this page cannot confirm the consent. Authorize the registrator again from this page.".into(),
+        ),
+        Ok(t) if t.is_guid() && auth::is_guid(asked) && t.as_str() != asked => Some(format!(
+            "You started the consent for tenant {asked}, but the answer is for tenant {}. Sign in to the right tenant (use a private window if your browser is signed in to several) and authorize the registrator again.",
+            t.as_str()
+        )),
+        Ok(_) => None,
+    }
+}
+
 fn take_pending() -> Option<Pending> {
     let p = session::get(PENDING_KEY).and_then(|s| serde_json::from_str::<Pending>(&s).ok());
     session::remove(PENDING_KEY);
@@ -235,6 +252,7 @@ async fn handle_redirect(st: St, redirect: Redirect) {
                 auth::check_state(pending.as_ref().map(|p| p.state.as_str()), state.as_deref());
             // Only a value that is a tenant id or domain is repeated (never arbitrary text from
             // the address bar in a sentence that looks like the page's own).
+            let returned = tenant.clone();
             let shown_tenant = tenant
                 .and_then(|t| parse_tenant(&t).ok())
                 .map_or_else(|| "your tenant".into(), |t| t.as_str().to_string());
@@ -246,6 +264,16 @@ async fn handle_redirect(st: St, redirect: Redirect) {
                         "Microsoft reports admin consent {} for {shown_tenant}, but this page did not start that request, so it cannot confirm it. If you did not just authorize the registrator yourself, check Enterprise applications in the Entra admin center. Otherwise continue with Sign in.",
                         if admin_consent { "granted" } else { "not granted" }
                     ),
+                    detail: None,
+                }
+            } else if let Some(problem) = pending
+                .as_ref()
+                .and_then(|p| consent_tenant_problem(&p.tenant, returned.as_deref()))
+            {
+                ConsentView {
+                    status: "other-tenant",
+                    title: "Consent was answered for another tenant".into(),
+                    advice: problem,
                     detail: None,
                 }
             } else if admin_consent {

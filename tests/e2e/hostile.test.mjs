@@ -240,6 +240,11 @@ const REDIRECTS = [
   { name: 'MFA required on sign-in, genuine sign-in state', pending: 'signin', url: (st) => '?' + enc([['error', 'interaction_required'], ['error_description', 'AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication.'], ['state', st]]), expect: { panel: 'sign-in', advice: /complete every prompt.*Microsoft's message: AADSTS50076/i } },
   { name: 'Conditional Access block on sign-in, genuine sign-in state', pending: 'signin', url: (st) => '?' + enc([['error', 'access_denied'], ['error_description', 'AADSTS53003: Access has been blocked by Conditional Access policies.'], ['state', st]]), expect: { panel: 'sign-in', advice: /Conditional Access policy.*AADSTS53003/i } },
 
+  // A consent answered for another tenant (found by a helper: reported as success).
+  { name: 'a consent answer naming no valid tenant, genuine consent state', pending: 'consent', url: (st) => '?' + enc([['admin_consent', 'True'], ['tenant', 'contoso.onmicrosoft.com\r\nSet-Cookie: x=1'], ['state', st]]), expect: { consent: 'other-tenant', advice: /authorize the registrator again/i } },
+  { name: 'a consent answer for another tenant id than the one entered, genuine consent state', tenantInput: '72f988bf-86f1-41af-91ab-2d7cd011db47', pending: 'consent', url: (st) => '?' + enc([['admin_consent', 'True'], ['tenant', '11111111-2222-3333-4444-555555555555'], ['state', st]]), expect: { consent: 'other-tenant', advice: /started the consent for tenant 72f988bf-86f1-41af-91ab-2d7cd011db47, but the answer is for tenant 11111111-2222-3333-4444-555555555555/ } },
+  { name: 'a consent answer for the tenant id entered, genuine consent state: success', tenantInput: '72f988bf-86f1-41af-91ab-2d7cd011db47', pending: 'consent', url: (st) => '?' + enc([['admin_consent', 'True'], ['tenant', '72F988BF-86F1-41AF-91AB-2D7CD011DB47'], ['state', st]]), expect: { consent: 'success' } },
+
   // Fragment versus query
   { name: 'a consent answer in the fragment (Entra uses the query), genuine state: accepted', pending: 'consent', url: (st) => '#' + enc([['admin_consent', 'True'], ['tenant', 'contoso.onmicrosoft.com'], ['state', st]]), expect: { consent: 'success' } },
   { name: 'a code in the query and in the fragment', pending: 'signin', url: (st) => `?${enc([['code', CODE], ['state', st]])}#${enc([['code', CODE + 'f'], ['state', st]])}`, secrets: [CODE], expect: { panel: 'malformed', advice: /sign in again/i } },
@@ -254,6 +259,7 @@ for (const row of REDIRECTS) {
     const { page } = s;
     await s.goto();
     let st = null;
+    if (row.tenantInput) await page.getByTestId('tenant-input').fill(row.tenantInput);
     if (row.pending === 'signin') st = await startSignIn(s);
     if (row.pending === 'consent') st = await startConsent(s);
     const seq0 = Math.max(0, ...(await h.emulatorLog(emu)).map((e) => e.seq));
