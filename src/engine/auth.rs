@@ -121,6 +121,9 @@ pub enum TenantError {
     /// A domain with non-ASCII letters (an IDN): Entra uses its punycode (`xn--`) form.
     #[error("use the domain's xn-- form")]
     Unicode,
+    /// Invisible characters (zero-width, direction marks, BOM) inside what looks like a tenant.
+    #[error("the tenant contains an invisible character")]
+    Invisible,
     /// Markup, quotes or spaces inside: never part of a tenant id or domain.
     #[error("a tenant id or domain has no such characters")]
     BadCharacters,
@@ -172,6 +175,10 @@ impl TenantError {
                  as the Entra admin center lists it under Domain names), or enter the tenant id \
                  (a GUID) instead."
                 .to_string(),
+            TenantError::Invisible => "What you pasted contains an invisible character \
+                 (zero-width space, direction mark or byte-order mark). Type the tenant id or \
+                 domain by hand, or paste it from the Entra admin center again."
+                .to_string(),
             TenantError::BadCharacters => "A tenant id or domain has only letters, digits, dots \
                  and hyphens. Enter the tenant id (a GUID) or a verified domain such as \
                  contoso.onmicrosoft.com."
@@ -182,6 +189,9 @@ impl TenantError {
         }
     }
 }
+
+/// The tenant of personal Microsoft accounts: never an organization's.
+const CONSUMERS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 /// `8-4-4-4-12` hexadecimal digits.
 pub fn is_guid(s: &str) -> bool {
@@ -221,9 +231,18 @@ pub fn parse_tenant(input: &str) -> Result<Tenant, TenantError> {
     if s.is_empty() {
         return Err(TenantError::Empty);
     }
+    if s.chars().any(|c| {
+        matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
+    }) {
+        return Err(TenantError::Invisible);
+    }
     let lower = s.to_ascii_lowercase();
     if ["common", "organizations", "consumers"].contains(&lower.as_str()) {
         return Err(TenantError::MultiTenant(lower));
+    }
+    // The personal-accounts (consumers) tenant, by its id.
+    if lower == CONSUMERS_TENANT_ID {
+        return Err(TenantError::MultiTenant("consumers".into()));
     }
     if is_guid(&lower) {
         return Ok(Tenant(lower));
@@ -1363,6 +1382,21 @@ mod tests {
             assert_eq!(parse_tenant(bad), Err(TenantError::BadCharacters), "{bad}");
         }
         assert_eq!(parse_tenant("bücher.example"), Err(TenantError::Unicode));
+        for hidden in [
+            "con\u{200B}toso.onmicrosoft.com",
+            "\u{FEFF}contoso.com",
+            "a.com\u{202E}",
+        ] {
+            assert_eq!(
+                parse_tenant(hidden),
+                Err(TenantError::Invisible),
+                "{hidden:?}"
+            );
+        }
+        assert_eq!(
+            parse_tenant("9188040D-6C67-4C5B-B112-36A304B66DAD"),
+            Err(TenantError::MultiTenant("consumers".into()))
+        );
         assert_eq!(parse_tenant("é.com"), Err(TenantError::Unicode));
         assert_eq!(
             parse_tenant("Contoso.OnMicrosoft.com."),
@@ -1392,6 +1426,7 @@ mod tests {
             },
             TenantError::Unicode,
             TenantError::BadCharacters,
+            TenantError::Invisible,
             TenantError::Invalid,
         ] {
             assert!(e.advice().len() > 20);

@@ -391,7 +391,9 @@ pub fn plan_add_app(spec: &AddAppSpec) -> Plan {
         PlannedStep {
             step: Step::Grants,
             title: format!(
-                "Grant admin consent: {n_app} application permissions and {n_res} delegated grant(s) (waits until Azure shows the new service principal)"
+                "Grant admin consent: {n_app} application permission{} and {n_res} delegated grant{} (waits until Azure shows the new service principal)",
+                if n_app == 1 { "" } else { "s" },
+                if n_res == 1 { "" } else { "s" }
             ),
             calls: vec![
                 format!("$batch: {n_app} x POST /servicePrincipals/<resource>/appRoleAssignedTo"),
@@ -2647,7 +2649,7 @@ mod tests {
         assert!(
             plan.steps[5]
                 .title
-                .contains("3 application permissions and 1 delegated grant(s)"),
+                .contains("3 application permissions and 1 delegated grant "),
             "{}",
             plan.steps[5].title
         );
