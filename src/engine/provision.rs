@@ -1588,7 +1588,19 @@ fn absorb_app(
                 (Operation::AddApp(spec), Some(app))
                     if spec.certificate.is_some() && f.need_new_credentials == Some(true) =>
                 {
-                    app.key_credentials.len()
+                    // Resuming a run whose files were never downloaded (a reload): the
+                    // certificate it put on the app never reached the admin, so replacing it
+                    // stops nothing; only certificates made elsewhere are worth the warning.
+                    let undelivered_resume = spec
+                        .resume
+                        .as_ref()
+                        .is_some_and(|r| r.delivered_secret_key_ids.is_empty());
+                    app.key_credentials
+                        .iter()
+                        .filter(|k| {
+                            !(undelivered_resume && made_by_tool(k.display_name.as_deref()))
+                        })
+                        .count()
                 }
                 _ => 0,
             };
