@@ -223,6 +223,13 @@ pub fn SignIn() -> impl IntoView {
                     on:click=move |_| ops::start_sign_in(st)>
                     {move || if st.signing_in.get() { "Signing in…" } else { "Sign in as a tenant administrator" }}
                 </button>
+                {crate::web::maint::add_app_incomplete(
+                    crate::web::adapters::session::get(crate::web::maint::RUN_KEY).as_deref(),
+                ).then(|| view! {
+                    <p class="note" data-testid="resume-note">
+                        "An add-app run in this tab was interrupted (the page was reloaded or left). Sign in, then press Create: it finishes the run and removes the secret that was never downloaded."
+                    </p>
+                })}
             }.into_any(),
         }}
         {move || st.signin_error.get().map(|e| view! { <ErrorPanel err=e /> })}

@@ -199,6 +199,7 @@ test('a reload at each step boundary resumes without duplicates or orphan secret
       await h.setFaults(emu, []);
       // Signed out (the token lived in memory only); the page says a run is unfinished.
       assert.equal(await page.getByTestId('signed-in-user').count(), 0, `${what}: signed out after the reload`);
+      assert.match(await page.getByTestId('resume-note').textContent(), /interrupted.*press Create/, `${what}: the page says the run will be finished`);
       await h.signIn(page, h.ADMIN);
       await page.getByTestId('plan').waitFor();
       await page.getByTestId('create-button').click();
