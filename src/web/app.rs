@@ -453,7 +453,10 @@ pub fn Downloads() -> impl IntoView {
     let st = use_st();
     let show_pw = RwSignal::new(false);
     view! {
-        <Show when=move || st.creds.with(|c| c.is_some()) || st.pfx.with(|p| p.is_some())>
+        // Only once a secret exists: the certificate is then on the app too (the app step comes
+        // first). A .pfx made for a run that failed earlier is kept for the next Create, not
+        // offered as a configuration (found by a helper).
+        <Show when=move || st.creds.with(|c| c.is_some())>
             <section class="card" aria-labelledby="s6">
                 <h2 id="s6"><span class="num">"6"</span>"Download your configuration"</h2>
                 <p>"Copy both files to the Bacula client, into "<code>{move || ops::config_dir(st)}</code>

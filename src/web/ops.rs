@@ -851,7 +851,11 @@ async fn create(st: St) {
                 session::remove(RUN_KEY);
                 previous = None;
             }
-            Some(shared) if adapters::now_ms() - shared.alive_ms < ALIVE_FOR_MS => {
+            // Alive in another page (this page's own run, e.g. one that just failed, is not).
+            Some(shared)
+                if adapters::now_ms() - shared.alive_ms < ALIVE_FOR_MS
+                    && live_run_id().as_deref() != Some(p.run_id.as_str()) =>
+            {
                 st.error.set(Some(UiError {
                     kind: "other-tab",
                     title: "This app is being set up in another tab".into(),
@@ -922,14 +926,24 @@ async fn create(st: St) {
     let kc = CERT.with(|c| c.borrow().clone());
     let spec = spec_for(st, &run_id, kc, resume);
     let plan = provision::plan_add_app(&spec);
+    // Steps a failed run of this page already finished are skipped by the driver (no events):
+    // show them done, with what they did.
+    let finished = RUN.with(|r| r.borrow().finished.clone());
     st.steps.set(
         plan.steps
             .iter()
-            .map(|s| StepView {
-                name: s.step.as_str(),
-                title: s.title.clone(),
-                status: StepStatus::Pending,
-                detail: String::new(),
+            .map(|s| {
+                let done = finished.get(&s.step);
+                StepView {
+                    name: s.step.as_str(),
+                    title: s.title.clone(),
+                    status: if done.is_some() {
+                        StepStatus::Done
+                    } else {
+                        StepStatus::Pending
+                    },
+                    detail: done.cloned().unwrap_or_default(),
+                }
             })
             .collect(),
     );

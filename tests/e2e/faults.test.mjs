@@ -218,3 +218,30 @@ test('a reload at each step boundary resumes without duplicates or orphan secret
   t.diagnostic(table.join('\n'));
   assert.equal(table.length, boundaries.length, 'every boundary ran');
 });
+
+// A run that fails before its secret exists offers nothing to download: the .pfx made for it is
+// kept for the next Create, not offered as a configuration (found by a helper); the next Create
+// reuses it and then offers everything.
+test('a run that fails before its secret offers no download; the next Create completes', { timeout: 400_000 }, async (t) => {
+  await reset();
+  const s = await signedIn(t);
+  const { page } = s;
+  await h.setFaults(emu, [{ match: { method: 'POST', path_contains: '/addPassword' }, kind: '500', every: 1 }]);
+  await page.getByTestId('create-button').click();
+  // Persistent 500s: the engine retries within its budget (about 90 s), then gives up.
+  await page.locator('[data-testid=error-panel]').first().waitFor({ timeout: 300_000 });
+  await h.waitStep(page, 'secret', 'failed', 10_000);
+  assert.equal(await page.getByTestId('download-pfx').count(), 0, 'no .pfx offered');
+  assert.equal(await page.getByTestId('pfx-password').count(), 0, 'no password shown');
+  await h.setFaults(emu, []);
+  await page.getByTestId('create-button').click();
+  try {
+    await h.waitAllStepsDone(page, 120_000);
+  } catch (e) {
+    const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid^=step-], [data-testid=error-panel], [data-testid=create-button]')].map((e) => `${e.dataset.testid} ${e.dataset.status || ''} ${e.disabled ?? ''}: ${e.textContent.trim().slice(0, 200)}`).join('\n'));
+    throw new Error(`${e.message}\n${shown}`);
+  }
+  const o = await assertTenantComplete('after the failed run');
+  await assertDelivered(s, 'after the failed run', o);
+  await s.assertHealthy();
+});
