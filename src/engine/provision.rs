@@ -1748,6 +1748,20 @@ fn renew_secret_needed(plan: &Plan, app: &Application) -> bool {
     })
 }
 
+/// `removePassword` calls (tagged `rm:<keyId>`, one batch at most) for the secrets of `keys` not
+/// removed yet.
+fn remove_secret_calls(
+    app_id: &ObjectId,
+    keys: &[KeyId],
+    removed: &BTreeSet<KeyId>,
+) -> Vec<(String, Call)> {
+    keys.iter()
+        .filter(|k| !removed.contains(*k))
+        .take(graph::BATCH_MAX)
+        .map(|k| (format!("rm:{k}"), graph::remove_password(app_id, k)))
+        .collect()
+}
+
 fn next_secret(plan: &Plan, f: &Facts) -> Result<Next, Error> {
     let app = f.app.as_ref().ok_or_else(|| bug(Step::Secret, "no app"))?;
     let (run_id, days, _, now) =
@@ -1759,12 +1773,7 @@ fn next_secret(plan: &Plan, f: &Facts) -> Result<Next, Error> {
         let Some(extra) = &f.extra_secrets else {
             return Ok(send1("verify", graph::get_application(&app.id)));
         };
-        let pending: Vec<(String, Call)> = extra
-            .iter()
-            .filter(|k| !f.secrets_removed.contains(*k))
-            .take(graph::BATCH_MAX)
-            .map(|k| (format!("rm:{k}"), graph::remove_password(&app.id, k)))
-            .collect();
+        let pending = remove_secret_calls(&app.id, extra, &f.secrets_removed);
         if !pending.is_empty() {
             return Ok(Next::Send(Outgoing { calls: pending }));
         }
@@ -1792,12 +1801,7 @@ fn next_secret(plan: &Plan, f: &Facts) -> Result<Next, Error> {
         Some(l) => l.clone(),
         None => secrets_to_remove(plan, app),
     };
-    let pending: Vec<(String, Call)> = to_remove
-        .iter()
-        .filter(|k| !f.secrets_removed.contains(*k))
-        .take(graph::BATCH_MAX)
-        .map(|k| (format!("rm:{k}"), graph::remove_password(&app.id, k)))
-        .collect();
+    let pending = remove_secret_calls(&app.id, &to_remove, &f.secrets_removed);
     if !pending.is_empty() {
         return Ok(Next::Send(Outgoing { calls: pending }));
     }

@@ -117,45 +117,50 @@ pub fn on_pagehide(f: impl Fn() + 'static) {
     cb.forget();
 }
 
-/// localStorage, shared by the tabs of this origin: only the add-app run records (run id, secret
-/// key ids delivered, complete, last sign of life) live here, so that a tab cannot undo another's
-/// run. Never a secret, token or key.
+/// localStorage, shared by the tabs of this origin: only the add-app run records (run id, the
+/// key *ids* of secrets already downloaded, complete, last sign of life) live here, so that a tab
+/// cannot undo another's run. Never a secret, token or key.
 pub mod local {
     fn storage() -> Option<web_sys::Storage> {
         super::window()?.local_storage().ok().flatten()
     }
     pub fn get(key: &str) -> Option<String> {
-        storage()?.get_item(key).ok().flatten()
+        super::store_get(storage(), key)
     }
     pub fn set(key: &str, value: &str) {
-        if let Some(s) = storage() {
-            let _ = s.set_item(key, value);
-        }
+        super::store_set(storage(), key, value)
     }
     pub fn remove(key: &str) {
-        if let Some(s) = storage() {
-            let _ = s.remove_item(key);
-        }
+        super::store_remove(storage(), key)
     }
 }
 
-/// sessionStorage: only non-secret records (pending sign-in, UI choices) live here.
+fn store_get(s: Option<web_sys::Storage>, key: &str) -> Option<String> {
+    s?.get_item(key).ok().flatten()
+}
+fn store_set(s: Option<web_sys::Storage>, key: &str, value: &str) {
+    if let Some(s) = s {
+        let _ = s.set_item(key, value);
+    }
+}
+fn store_remove(s: Option<web_sys::Storage>, key: &str) {
+    if let Some(s) = s {
+        let _ = s.remove_item(key);
+    }
+}
+
 pub mod session {
     fn storage() -> Option<web_sys::Storage> {
         super::window()?.session_storage().ok().flatten()
     }
     pub fn get(key: &str) -> Option<String> {
-        storage()?.get_item(key).ok().flatten()
+        super::store_get(storage(), key)
     }
     pub fn set(key: &str, value: &str) {
-        if let Some(s) = storage() {
-            let _ = s.set_item(key, value);
-        }
+        super::store_set(storage(), key, value)
     }
     pub fn remove(key: &str) {
-        if let Some(s) = storage() {
-            let _ = s.remove_item(key);
-        }
+        super::store_remove(storage(), key)
     }
 }
 

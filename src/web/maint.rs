@@ -448,25 +448,32 @@ fn set_step(m: Maint, step: Step, status: StepStatus, detail: String) {
     });
 }
 
+/// The steps of `plan` for the progress list: those in `finished` (a failed run's, which the
+/// driver skips without events) shown done with what they did, the rest pending.
+pub fn step_views(
+    plan: &Plan,
+    finished: &std::collections::BTreeMap<crate::engine::provision::Step, String>,
+) -> Vec<StepView> {
+    plan.steps
+        .iter()
+        .map(|s| {
+            let done = finished.get(&s.step);
+            StepView {
+                name: s.step.as_str(),
+                title: s.title.clone(),
+                status: if done.is_some() {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Pending
+                },
+                detail: done.cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 fn show_plan(m: Maint, plan: &Plan, state: &RunState) {
-    m.steps.set(
-        plan.steps
-            .iter()
-            .map(|s| {
-                let done = state.finished.get(&s.step);
-                StepView {
-                    name: s.step.as_str(),
-                    title: s.title.clone(),
-                    status: if done.is_some() {
-                        StepStatus::Done
-                    } else {
-                        StepStatus::Pending
-                    },
-                    detail: done.cloned().unwrap_or_default(),
-                }
-            })
-            .collect(),
-    );
+    m.steps.set(step_views(plan, &state.finished));
 }
 
 /// Progress for the common events; returns the event for op-specific handling.

@@ -926,27 +926,10 @@ async fn create(st: St) {
     let kc = CERT.with(|c| c.borrow().clone());
     let spec = spec_for(st, &run_id, kc, resume);
     let plan = provision::plan_add_app(&spec);
-    // Steps a failed run of this page already finished are skipped by the driver (no events):
-    // show them done, with what they did.
+    // Steps a failed run of this page already finished are skipped by the driver (no events).
     let finished = RUN.with(|r| r.borrow().finished.clone());
-    st.steps.set(
-        plan.steps
-            .iter()
-            .map(|s| {
-                let done = finished.get(&s.step);
-                StepView {
-                    name: s.step.as_str(),
-                    title: s.title.clone(),
-                    status: if done.is_some() {
-                        StepStatus::Done
-                    } else {
-                        StepStatus::Pending
-                    },
-                    detail: done.cloned().unwrap_or_default(),
-                }
-            })
-            .collect(),
-    );
+    st.steps
+        .set(crate::web::maint::step_views(&plan, &finished));
     store_run(&SavedRun {
         run_id: run_id.clone(),
         ..Default::default()

@@ -9,7 +9,6 @@
 // same tenant, users and ids) and the case gets a fresh browser context.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import * as h from './harness.mjs';
 
 let emu;
@@ -52,33 +51,6 @@ const KINDS = [
 
 const reset = () => h.httpRequest(emu, 'POST', '/_emulator/reset', {}).then((r) => assert.equal(r.status, 200, r.text));
 
-/** Java-properties value unescaping, enough for the values this file holds. */
-function readConf(file) {
-  const o = {};
-  for (const line of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
-    if (!line || line.startsWith('#')) continue;
-    const m = line.match(/^((?:[^=:\\]|\\.)*)[=:](.*)$/);
-    if (m) o[m[1].replace(/\\(.)/g, '$1')] = m[2].replace(/\\(.)/g, '$1');
-  }
-  return o;
-}
-
-/** A client-credentials token from the emulator with the .conf's appid and secret. */
-async function tokenWith(conf) {
-  const body = new URLSearchParams({
-    client_id: conf.appid,
-    client_secret: conf.secret,
-    grant_type: 'client_credentials',
-    scope: 'https://graph.microsoft.com/.default',
-  });
-  const r = await fetch(`${emu.base}/${conf.tenant}/oauth2/v2.0/token`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body,
-  });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
-
 /** The plugin's objects as the tenant holds them, checked complete and unduplicated. */
 async function assertTenantComplete(what) {
   const state = await h.emulatorState(emu);
@@ -100,10 +72,10 @@ async function assertTenantComplete(what) {
 /** The downloaded .conf matches Graph and authenticates; nothing secret is left in storage or the URL. */
 async function assertDelivered(s, what, o) {
   const confPath = await h.download(s.page, 'download-config', out);
-  const conf = readConf(confPath);
+  const conf = h.readConf(confPath);
   assert.equal(conf.appid, o.app.appId, `${what}: the .conf's appid is the app's`);
   assert.equal(conf.objectid, o.sp.id, `${what}: the .conf's objectid is the service principal's`);
-  const tok = await tokenWith(conf);
+  const tok = await h.tokenWithConf(emu, conf);
   assert.equal(tok.status, 200, `${what}: the .conf's secret gets a token: ${JSON.stringify(tok.json)}`);
   assert.ok(tok.json.access_token, `${what}: an access token`);
   const kept = await s.page.evaluate(() => JSON.stringify({ l: { ...localStorage }, s: { ...sessionStorage }, u: location.href, n: window.name }));

@@ -494,3 +494,31 @@ export async function zipEntries(file) {
 export function graphRequests(log, afterSeq = 0) {
   return log.filter((e) => e.seq > afterSeq && !e.batch_of && (e.path === '/v1.0' || e.path.startsWith('/v1.0/')));
 }
+
+/** A bacula_m365_config.conf read the way java.util.Properties reads the values it holds (the
+ * escapes our writer uses; javaProperties() runs Java itself). */
+export function readConf(file) {
+  const o = {};
+  for (const line of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const m = line.match(/^((?:[^=:\\]|\\.)*)[=:](.*)$/);
+    if (m) o[m[1].replace(/\\(.)/g, '$1')] = m[2].replace(/\\(.)/g, '$1');
+  }
+  return o;
+}
+
+/** A client-credentials token from the emulator with a .conf's appid and secret. */
+export async function tokenWithConf(emu, conf) {
+  const body = new URLSearchParams({
+    client_id: conf.appid,
+    client_secret: conf.secret,
+    grant_type: 'client_credentials',
+    scope: 'https://graph.microsoft.com/.default',
+  });
+  const r = await fetch(`${emu.base}/${conf.tenant}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body,
+  });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}

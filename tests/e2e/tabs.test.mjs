@@ -5,7 +5,6 @@
 // delivered (which would kill the downloaded .conf).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import * as h from './harness.mjs';
 
 let emu;
@@ -20,31 +19,6 @@ after(async () => {
   await browser?.close();
   await emu?.stop();
 });
-
-function readConf(file) {
-  const o = {};
-  for (const line of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
-    if (!line || line.startsWith('#')) continue;
-    const m = line.match(/^((?:[^=:\\]|\\.)*)[=:](.*)$/);
-    if (m) o[m[1].replace(/\\(.)/g, '$1')] = m[2].replace(/\\(.)/g, '$1');
-  }
-  return o;
-}
-
-async function tokenWith(conf) {
-  const body = new URLSearchParams({
-    client_id: conf.appid,
-    client_secret: conf.secret,
-    grant_type: 'client_credentials',
-    scope: 'https://graph.microsoft.com/.default',
-  });
-  const r = await fetch(`${emu.base}/${conf.tenant}/oauth2/v2.0/token`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body,
-  });
-  return r.status;
-}
 
 test("a tab duplicated mid-run neither resumes nor undoes the first tab's run", { timeout: 240_000 }, async (t) => {
   const s = await h.openPage(browser, emu);
@@ -77,8 +51,8 @@ test("a tab duplicated mid-run neither resumes nor undoes the first tab's run", 
 
   // The first tab finishes; its .conf is downloaded and works.
   await h.waitAllStepsDone(page, 120_000);
-  const conf = readConf(await h.download(page, 'download-config', out));
-  assert.equal(await tokenWith(conf), 200, 'the first tab\'s .conf authenticates');
+  const conf = h.readConf(await h.download(page, 'download-config', out));
+  assert.equal((await h.tokenWithConf(emu, conf)).status, 200, 'the first tab\'s .conf authenticates');
   const first = h.pluginObjects(await h.emulatorState(emu));
   const ids = (o) => ({ secrets: o.app.passwordCredentials.map((p) => p.keyId), certs: o.app.keyCredentials.map((k) => k.keyId) });
 
@@ -88,7 +62,7 @@ test("a tab duplicated mid-run neither resumes nor undoes the first tab's run", 
   const log = (await h.emulatorLog(emu)).filter((e) => e.seq > seqRefused);
   const undoing = h.graphRequests(log).filter((e) => /removePassword|removeKey|addKey|addPassword/.test(e.path));
   assert.deepEqual(undoing.map((e) => `${e.method} ${e.path}`), [], 'the second tab removed or added credentials');
-  assert.equal(await tokenWith(conf), 200, 'the first tab\'s .conf still authenticates');
+  assert.equal((await h.tokenWithConf(emu, conf)).status, 200, 'the first tab\'s .conf still authenticates');
   const o = h.pluginObjects(await h.emulatorState(emu));
   assert.deepEqual(ids(o), ids(first), "the first tab's secret and certificate are the app's, unchanged");
   await s.assertHealthy();
