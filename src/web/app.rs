@@ -360,7 +360,7 @@ fn Review() -> impl IntoView {
                         aria-describedby="app-name-message"
                         on:change=move |ev| { st.opts.update(|o| o.app_name = event_target_value(&ev).trim().to_string()); ops::save_ui(st); } />
                     {move || st.opts.with(|o| crate::engine::provision::app_name_problem(&o.app_name)).map(|m| view! {
-                        <p id="app-name-message" class="field-error" data-testid="app-name-message" role="alert">{m}</p>
+                        <p id="app-name-message" class="field-error wide" data-testid="app-name-message" role="alert">{m}</p>
                     })}
                     <label for="secret-months">"Secret lifetime (months)"</label>
                     <input id="secret-months" type="number" min="1" max="24" data-testid="secret-months"
